@@ -1,0 +1,12 @@
+//! The pure audit core: canonical encoding, the hash chain and replay (§5).
+//!
+//! No I/O, no clock, no randomness: the server and `ledger-verify` run this same code.
+
+pub mod chain;
+pub mod codec;
+pub mod hash;
+pub mod replay;
+pub mod time;
+
+pub use chain::{ChainHead, JournalEvent, Provenance};
+pub use hash::Hash32;

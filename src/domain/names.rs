@@ -1,0 +1,213 @@
+//! Newtypes that parse: every identifier and bounded text the ledger stores.
+//!
+//! A value of one of these types is valid by construction; the limits are the ones of §2 and §8.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+fn is_control(c: char) -> bool {
+    c.is_control()
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn new(id: Uuid) -> $name {
+                $name(id)
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// Identifies an account within its ledger.
+    AccountId
+);
+uuid_id!(
+    /// Identifies a transfer within its ledger.
+    TransferId
+);
+
+/// Defines a string newtype whose `parse` checks a character rule and a length bound.
+macro_rules! bounded_text {
+    ($(#[$doc:meta])* $name:ident, max_chars = $max:expr, allowed = $allowed:expr, rule = $rule:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const MAX_CHARS: usize = $max;
+
+            pub fn parse(text: &str) -> Result<$name, String> {
+                let length = text.chars().count();
+                let allowed: fn(&str) -> bool = $allowed;
+                if length == 0 || length > Self::MAX_CHARS || !allowed(text) {
+                    return Err(format!("must be {}, got {:?}", $rule, text));
+                }
+                Ok($name(text.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+bounded_text!(
+    /// A ledger's name: `^[a-z0-9][a-z0-9_-]{0,62}$`.
+    LedgerName,
+    max_chars = 63,
+    allowed = |text| {
+        let first_ok = text
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        first_ok
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    },
+    rule = "1 to 63 characters matching ^[a-z0-9][a-z0-9_-]{0,62}$"
+);
+
+bounded_text!(
+    /// An account's code, unique in its ledger: `^[A-Za-z0-9:_.-]{1,128}$`.
+    AccountCode,
+    max_chars = 128,
+    allowed = |text| text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-')),
+    rule = "1 to 128 characters matching ^[A-Za-z0-9:_.-]{1,128}$"
+);
+
+bounded_text!(
+    /// A transfer's client-defined type, e.g. `card_settlement`.
+    TransferCode,
+    max_chars = 64,
+    allowed = |text| text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-')),
+    rule = "1 to 64 characters matching ^[A-Za-z0-9:_.-]{1,64}$"
+);
+
+bounded_text!(
+    /// An external reference, used by reconciliation.
+    Reference,
+    max_chars = 128,
+    allowed = |text| !text.chars().any(is_control),
+    rule = "1 to 128 characters without control characters"
+);
+
+bounded_text!(
+    /// A human description of a transfer.
+    Description,
+    max_chars = 512,
+    allowed = |text| !text.chars().any(is_control),
+    rule = "1 to 512 characters without control characters"
+);
+
+/// A JSON object attached to an account or transfer, opaque to the ledger, at most 4 KiB.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Metadata(serde_json::Map<String, serde_json::Value>);
+
+impl Metadata {
+    pub const MAX_BYTES: usize = 4096;
+
+    pub fn parse(value: serde_json::Value) -> Result<Metadata, String> {
+        let serde_json::Value::Object(map) = value else {
+            return Err("metadata must be a JSON object".to_owned());
+        };
+        let size_bytes = serde_json::to_vec(&map)
+            .map(|bytes| bytes.len())
+            .unwrap_or(usize::MAX);
+        if size_bytes > Self::MAX_BYTES {
+            return Err(format!(
+                "metadata must be at most {} bytes of JSON, got {size_bytes}",
+                Self::MAX_BYTES
+            ));
+        }
+        Ok(Metadata(map))
+    }
+
+    pub fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.0
+    }
+}
+
+/// A point in time: microseconds since the Unix epoch, UTC. The shell reads the clock; the core
+/// only receives these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub fn from_unix_micros(micros: i64) -> Timestamp {
+        Timestamp(micros)
+    }
+
+    pub fn unix_micros(&self) -> i64 {
+        self.0
+    }
+
+    pub fn plus_seconds(&self, seconds: u32) -> Timestamp {
+        Timestamp(self.0.saturating_add(i64::from(seconds) * 1_000_000))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_names_follow_the_published_pattern() {
+        for good in ["main", "a", "eu-west_2", "0ledger", &"a".repeat(63)] {
+            assert!(LedgerName::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Main", "-x", "_x", "a b", "é", &"a".repeat(64)] {
+            assert!(LedgerName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn account_codes_allow_colons_and_refuse_spaces() {
+        assert!(AccountCode::parse("customer:42:wallet").is_ok());
+        assert!(AccountCode::parse("customer 42").is_err());
+        assert!(AccountCode::parse(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn free_text_refuses_control_characters_and_excess_length() {
+        assert!(Reference::parse("INV-2026/11 ü").is_ok());
+        assert!(Reference::parse("a\u{0}b").is_err());
+        assert!(Description::parse(&"d".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn metadata_must_be_a_small_object() {
+        assert!(Metadata::parse(serde_json::json!({"k": [1, 2]})).is_ok());
+        assert!(Metadata::parse(serde_json::json!([1])).is_err());
+        let big = "x".repeat(Metadata::MAX_BYTES);
+        assert!(Metadata::parse(serde_json::json!({ "k": big })).is_err());
+    }
+}
