@@ -4,4 +4,10 @@
 //! `writer`, `http`, `embedded`). See docs/ARCHITECTURE.md.
 
 pub mod audit;
+pub mod config;
 pub mod domain;
+pub mod embedded;
+pub mod http;
+pub mod startup;
+pub mod storage;
+pub mod writer;

@@ -1,1 +1,106 @@
-fn main() {}
+//! `ledger`: serve the API, migrate the database, print the OpenAPI document.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ledger::config::{DatabaseArgs, ServeArgs};
+use ledger::startup::{open_database, Application};
+use ledger::storage::Storage;
+
+#[derive(Parser)]
+#[command(
+    name = "ledger",
+    version,
+    about = "Audited double-entry ledger service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Migrate the database and serve the HTTP API until SIGINT or SIGTERM.
+    Serve(Box<ServeArgs>),
+    /// Apply pending migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Print the OpenAPI document (the source of openapi/openapi.json).
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Commands::Serve(args) => serve(&args).await,
+            Commands::Migrate(args) => migrate(&args).await,
+            Commands::Openapi => {
+                let document = ledger::http::openapi()
+                    .to_pretty_json()
+                    .map_err(|error| error.to_string())?;
+                println!("{document}");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("ledger: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: &ServeArgs) -> Result<(), String> {
+    let settings = args.settings()?;
+    let application = Application::build(&settings)
+        .await
+        .map_err(|error| error.to_string())?;
+    tracing::info!(listen = %settings.listen, port = application.port(), "serving");
+    application
+        .run_until_stopped()
+        .await
+        .map_err(|error| error.to_string())
+}
+
+async fn migrate(args: &DatabaseArgs) -> Result<(), String> {
+    let (config, embedded) = open_database(&args.database()?)
+        .await
+        .map_err(|error| error.to_string())?;
+    let result = Storage::migrate_and_connect(config, args.pool())
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string());
+    if let Some(cluster) = embedded {
+        cluster.stop().map_err(|error| error.to_string())?;
+    }
+    tracing::info!("migrations applied");
+    result
+}
+
+/// Structured JSON logs on stdout; `RUST_LOG` filters (default `info`), `LEDGER_LOG_FORMAT=text`
+/// for humans.
+/// tokio-postgres logs every server NOTICE at info; those are not the service's news.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tokio_postgres=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if std::env::var("LEDGER_LOG_FORMAT").as_deref() == Ok("text") {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    }
+}

@@ -1,0 +1,112 @@
+//! Configuration: every setting is a command-line flag and an environment variable, with the
+//! default documented in the README's configuration table.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::http::state::Limits;
+use crate::startup::{Database, Settings};
+use crate::storage::PoolSettings;
+use crate::writer::WriterSettings;
+
+/// Where the database is: `DATABASE_URL`, or the embedded cluster under `LEDGER_DATA_DIR`.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL. Absent: start a private cluster under LEDGER_DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Folder of the embedded cluster (and of dev signing keys).
+    #[arg(long, env = "LEDGER_DATA_DIR", default_value = "./.ledger")]
+    pub data_dir: PathBuf,
+    /// Most database connections this process opens.
+    #[arg(long, env = "LEDGER_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub pool_size: u16,
+    /// Longest a single SQL statement may run.
+    #[arg(long, env = "LEDGER_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub statement_timeout_ms: u64,
+    /// Longest to wait for a connection.
+    #[arg(long, env = "LEDGER_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub connect_timeout_ms: u64,
+}
+
+impl DatabaseArgs {
+    pub fn database(&self) -> Result<Database, String> {
+        match &self.database_url {
+            Some(url) => url
+                .parse::<tokio_postgres::Config>()
+                .map(|config| Database::Given(Box::new(config)))
+                .map_err(|error| format!("DATABASE_URL is not a PostgreSQL URL: {error}")),
+            None => Ok(Database::Embedded(self.data_dir.clone())),
+        }
+    }
+
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: usize::from(self.pool_size),
+            statement_timeout_ms: self.statement_timeout_ms,
+            connect_timeout_ms: self.connect_timeout_ms,
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Address and port to serve HTTP on.
+    #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// HTTP worker threads; 0 means one per CPU core.
+    #[arg(long, env = "LEDGER_HTTP_WORKERS", default_value_t = 0)]
+    pub http_workers: usize,
+    /// Largest request body.
+    #[arg(long, env = "LEDGER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Page size when a list request names none.
+    #[arg(long, env = "LEDGER_DEFAULT_PAGE_SIZE", default_value_t = 100)]
+    pub default_page_size: usize,
+    /// Largest page a list request may ask for.
+    #[arg(long, env = "LEDGER_MAX_PAGE_SIZE", default_value_t = 1000)]
+    pub max_page_size: usize,
+    /// Requests waiting per ledger before new ones get 503 ledger_overloaded.
+    #[arg(long, env = "LEDGER_WRITER_QUEUE_CAPACITY", default_value_t = 10_000)]
+    pub writer_queue_capacity: usize,
+    /// Most commands applied in one database transaction.
+    #[arg(long, env = "LEDGER_MAX_BATCH_COMMANDS", default_value_t = 1_000)]
+    pub max_batch_commands: usize,
+    /// Seconds to finish accepted requests after a shutdown signal.
+    #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl ServeArgs {
+    pub fn settings(&self) -> Result<Settings, String> {
+        if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
+            return Err("LEDGER_DEFAULT_PAGE_SIZE must be 1 to LEDGER_MAX_PAGE_SIZE".into());
+        }
+        if self.writer_queue_capacity == 0 || self.max_batch_commands == 0 {
+            return Err(
+                "LEDGER_WRITER_QUEUE_CAPACITY and LEDGER_MAX_BATCH_COMMANDS must be positive"
+                    .into(),
+            );
+        }
+        Ok(Settings {
+            listen: self.listen.clone(),
+            database: self.database.database()?,
+            pool: self.database.pool(),
+            writer: WriterSettings {
+                queue_capacity: self.writer_queue_capacity,
+                max_batch_commands: self.max_batch_commands,
+                ..WriterSettings::default()
+            },
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                default_page_size: self.default_page_size,
+                max_page_size: self.max_page_size,
+            },
+            http_workers: self.http_workers,
+            shutdown_timeout_seconds: self.shutdown_timeout_seconds,
+        })
+    }
+}

@@ -1,0 +1,331 @@
+//! The embedded default (§10): a private PostgreSQL cluster managed with PostgreSQL's own
+//! `initdb` and `pg_ctl`.
+//!
+//! The cluster listens only on a unix socket inside its own folder, so it never competes for a
+//! TCP port. PostgreSQL refuses to run as root; when we are root the cluster belongs to the
+//! `postgres` system user and its tools run through `runuser`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Port number in the socket's file name (`.s.PGSQL.<port>`); no TCP port is opened.
+const SOCKET_PORT: u16 = 5432;
+/// Longest unix socket path the kernel takes is 107 bytes; leave room for the file name.
+const MAX_SOCKET_DIR_BYTES: usize = 80;
+const SERVICE_USER: &str = "postgres";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("PostgreSQL server binaries (initdb, pg_ctl) were found neither on PATH nor under /usr/lib/postgresql/*/bin; install PostgreSQL's server package or set DATABASE_URL")]
+    BinariesNotFound,
+    #[error("running as root, the cluster must belong to the `{SERVICE_USER}` system user, which does not exist; create it (install PostgreSQL's server package) or run as another user")]
+    NoServiceUser,
+    #[error("the `{SERVICE_USER}` user cannot reach {0}; as root, choose a LEDGER_DATA_DIR it can traverse (e.g. under /var/lib or /tmp), or run as a normal user")]
+    Unreachable(PathBuf),
+    #[error("{command} failed: {output}")]
+    CommandFailed { command: String, output: String },
+    #[error("I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How hard the cluster works to survive a power cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// PostgreSQL's defaults: fsync, synchronous commit.
+    Full,
+    /// No fsync: only for throwaway test clusters.
+    Throwaway,
+}
+
+#[derive(Debug)]
+pub struct EmbeddedCluster {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    log_file: PathBuf,
+    as_service_user: bool,
+    started_here: bool,
+}
+
+impl EmbeddedCluster {
+    /// Initialises the cluster under `root` if it does not exist yet, and starts it unless it is
+    /// already running (another `ledger` process, or a crash left it up).
+    pub fn start(root: &Path, durability: Durability) -> Result<EmbeddedCluster, EmbeddedError> {
+        let bin_dir = find_bin_dir().ok_or(EmbeddedError::BinariesNotFound)?;
+        let as_service_user = is_root();
+        let root = absolute(root)?;
+        create_dir(&root)?;
+        let data_dir = root.join("pg");
+        let socket_dir = choose_socket_dir(&root)?;
+        let mut cluster = EmbeddedCluster {
+            bin_dir,
+            log_file: root.join("postgres.log"),
+            data_dir,
+            socket_dir,
+            as_service_user,
+            started_here: false,
+        };
+        if as_service_user {
+            cluster.hand_to_service_user(&root)?;
+        }
+        if !cluster.data_dir.join("PG_VERSION").exists() {
+            cluster.initdb()?;
+        }
+        if !cluster.is_running() {
+            cluster.pg_ctl_start(durability)?;
+            cluster.started_here = true;
+        }
+        Ok(cluster)
+    }
+
+    /// Where clients connect: the socket directory (libpq's `host` may be a directory).
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    pub fn port(&self) -> u16 {
+        SOCKET_PORT
+    }
+
+    pub fn superuser(&self) -> &'static str {
+        SERVICE_USER
+    }
+
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    /// A tokio-postgres configuration for `database` on this cluster.
+    pub fn pg_config(&self, database: &str) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host_path(&self.socket_dir)
+            .port(SOCKET_PORT)
+            .user(SERVICE_USER)
+            .dbname(database);
+        config
+    }
+
+    /// Stops the cluster if this process started it.
+    pub fn stop(&self) -> Result<(), EmbeddedError> {
+        if !self.started_here {
+            return Ok(());
+        }
+        self.run_tool(
+            "pg_ctl",
+            &["-D", path_str(&self.data_dir), "-m", "fast", "-w", "stop"],
+        )
+    }
+
+    /// Makes the cluster stop and its folder disappear when this process exits, however it
+    /// exits: a watchdog shell reads our end of a pipe and cleans up at end of file.
+    /// For throwaway clusters (tests, benchmarks).
+    pub fn remove_when_process_exits(
+        &self,
+        root: &Path,
+    ) -> Result<std::process::ChildStdin, EmbeddedError> {
+        let stop = self.tool_command_line(
+            "pg_ctl",
+            &["-D", path_str(&self.data_dir), "-m", "immediate", "stop"],
+        );
+        let script = format!(
+            "cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf '{}'",
+            path_str(root)
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| EmbeddedError::Io {
+                path: root.to_owned(),
+                source,
+            })?;
+        Ok(child.stdin.take().expect("stdin was piped"))
+    }
+
+    fn hand_to_service_user(&self, root: &Path) -> Result<(), EmbeddedError> {
+        if !user_exists(SERVICE_USER) {
+            return Err(EmbeddedError::NoServiceUser);
+        }
+        for dir in [root, &self.socket_dir] {
+            let status = Command::new("chown")
+                .args([&format!("{SERVICE_USER}:"), path_str(dir)])
+                .status()
+                .map_err(|source| EmbeddedError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            let reachable = status.success()
+                && Command::new("runuser")
+                    .args(["-u", SERVICE_USER, "--", "test", "-w", path_str(dir)])
+                    .status()
+                    .is_ok_and(|status| status.success());
+            if !reachable {
+                return Err(EmbeddedError::Unreachable(dir.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    fn initdb(&self) -> Result<(), EmbeddedError> {
+        self.run_tool(
+            "initdb",
+            &[
+                "-D",
+                path_str(&self.data_dir),
+                "-U",
+                SERVICE_USER,
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
+            ],
+        )
+    }
+
+    fn is_running(&self) -> bool {
+        self.data_dir.join("postmaster.pid").exists()
+            && self
+                .run_tool("pg_ctl", &["-D", path_str(&self.data_dir), "status"])
+                .is_ok()
+    }
+
+    fn pg_ctl_start(&self, durability: Durability) -> Result<(), EmbeddedError> {
+        let mut options = format!(
+            "-c listen_addresses='' -k {} -p {SOCKET_PORT} -c max_connections=200",
+            path_str(&self.socket_dir)
+        );
+        if durability == Durability::Throwaway {
+            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        self.run_tool(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&self.data_dir),
+                "-l",
+                path_str(&self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &options,
+                "start",
+            ],
+        )
+    }
+
+    fn run_tool(&self, tool: &str, args: &[&str]) -> Result<(), EmbeddedError> {
+        let program = self.bin_dir.join(tool);
+        let mut command = if self.as_service_user {
+            let mut command = Command::new("runuser");
+            command.args(["-u", SERVICE_USER, "--"]).arg(&program);
+            command
+        } else {
+            Command::new(&program)
+        };
+        let output = command
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| EmbeddedError::Io {
+                path: program.clone(),
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+        Err(EmbeddedError::CommandFailed {
+            command: format!("{tool} {}", args.join(" ")),
+            output: text.trim().to_owned(),
+        })
+    }
+
+    fn tool_command_line(&self, tool: &str, args: &[&str]) -> String {
+        let program = self.bin_dir.join(tool);
+        let prefix = if self.as_service_user {
+            format!("runuser -u {SERVICE_USER} -- ")
+        } else {
+            String::new()
+        };
+        let quoted: Vec<String> = args.iter().map(|arg| format!("'{arg}'")).collect();
+        format!("{prefix}'{}' {}", path_str(&program), quoted.join(" "))
+    }
+}
+
+fn find_bin_dir() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>());
+    let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .collect();
+    // Newest major version first.
+    debian.sort_by_key(|dir| {
+        std::cmp::Reverse(
+            dir.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok()),
+        )
+    });
+    on_path
+        .chain(debian)
+        .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+}
+
+fn choose_socket_dir(root: &Path) -> Result<PathBuf, EmbeddedError> {
+    if path_str(root).len() <= MAX_SOCKET_DIR_BYTES {
+        return Ok(root.to_owned());
+    }
+    // A deep data folder: put the socket in a short folder named after it.
+    let digest = crate::audit::Hash32::sha256(path_str(root).as_bytes()).to_hex();
+    let dir = std::env::temp_dir().join(format!("ledger-{}", &digest[..16]));
+    create_dir(&dir)?;
+    Ok(dir)
+}
+
+fn create_dir(dir: &Path) -> Result<(), EmbeddedError> {
+    std::fs::create_dir_all(dir).map_err(|source| EmbeddedError::Io {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, EmbeddedError> {
+    std::path::absolute(path).map_err(|source| EmbeddedError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("data paths are UTF-8")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn user_exists(name: &str) -> bool {
+    Command::new("id")
+        .arg("-u")
+        .arg(name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

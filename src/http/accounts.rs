@@ -1,0 +1,100 @@
+//! `/v1/ledgers/{ledger}/accounts`: open, get, list.
+
+use actix_web::{get, post, web, HttpResponse};
+
+use super::context::RequestContext;
+use super::dto::{AccountBody, OpenAccountRequest, PageBody};
+use super::paging::{decode_cursor, encode_cursor, page_size, PageQuery};
+use super::problem::{ApiError, Problem};
+use super::respond::{path_uuid, respond, Intent};
+use super::state::AppState;
+use crate::domain::{AccountId, Command};
+
+/// Open an account. With a client-chosen `id`, a retry with the same fields returns it (200).
+#[utoipa::path(
+    tag = "accounts",
+    params(("ledger" = String, Path, description = "Ledger name")),
+    request_body = OpenAccountRequest,
+    responses(
+        (status = 201, description = "Opened", body = AccountBody),
+        (status = 200, description = "The same account, opened before with this id", body = AccountBody),
+        (status = 400, description = "Malformed request", body = Problem),
+        (status = 404, description = "`ledger_not_found`", body = Problem),
+        (status = 409, description = "`account_code_taken`, `account_exists_with_different_fields`", body = Problem),
+        (status = 422, description = "`unknown_currency`", body = Problem),
+    )
+)]
+#[post("/v1/ledgers/{ledger}/accounts")]
+pub async fn open_account(
+    state: web::Data<AppState>,
+    context: RequestContext,
+    path: web::Path<String>,
+    body: web::Json<OpenAccountRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let new_account = body
+        .into_inner()
+        .into_new_account(&ledger, uuid::Uuid::now_v7())?;
+    let outcome = state
+        .writers
+        .submit(
+            &ledger,
+            Command::OpenAccount(new_account),
+            context.provenance(None),
+        )
+        .await?;
+    respond(&ledger.name, outcome, Intent::Create)
+}
+
+#[utoipa::path(
+    tag = "accounts",
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id")),
+    responses(
+        (status = 200, body = AccountBody),
+        (status = 400, description = "`invalid_id`", body = Problem),
+        (status = 404, description = "`ledger_not_found`, `account_not_found`", body = Problem),
+    )
+)]
+#[get("/v1/ledgers/{ledger}/accounts/{id}")]
+pub async fn get_account(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ledger, id) = path.into_inner();
+    let ledger = state.ledgers.get(&ledger).await?;
+    let id = AccountId::new(path_uuid("id", &id)?);
+    let account = state
+        .storage
+        .account(ledger.id, id)
+        .await?
+        .ok_or(crate::domain::Rejection::AccountNotFound(id))?;
+    Ok(HttpResponse::Ok().json(AccountBody::new(&ledger.name, &account)))
+}
+
+/// List accounts in the order they were opened.
+#[utoipa::path(
+    tag = "accounts",
+    params(("ledger" = String, Path, description = "Ledger name"), PageQuery),
+    responses((status = 200, body = PageBody<AccountBody>), (status = 400, body = Problem), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/accounts")]
+pub async fn list_accounts(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let limit = page_size(query.limit, &state.limits)?;
+    let page = state
+        .storage
+        .accounts_page(ledger.id, decode_cursor(query.cursor.as_deref())?, limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(PageBody {
+        data: page
+            .items
+            .iter()
+            .map(|account| AccountBody::new(&ledger.name, account))
+            .collect(),
+        next_cursor: page.next_after.map(encode_cursor),
+    }))
+}

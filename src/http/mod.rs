@@ -1,0 +1,159 @@
+//! The HTTP layer: the only code that knows JSON and actix. Handlers parse requests into domain
+//! commands, hand them to the ledger's writer or read from storage, and render the outcome.
+
+pub mod accounts;
+pub mod context;
+pub mod dto;
+pub mod journal;
+pub mod ledgers;
+pub mod operations;
+pub mod paging;
+pub mod problem;
+pub mod request_id;
+pub mod respond;
+pub mod state;
+pub mod transfers;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest};
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::domain::state_machine::{ACCOUNT_TRANSITIONS, TRANSFER_TRANSITIONS};
+use problem::ApiError;
+use state::AppState;
+
+/// Every documented route. A route added here appears in the OpenAPI document.
+fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config
+        .service(ledgers::create_ledger)
+        .service(ledgers::list_ledgers)
+        .service(ledgers::get_ledger)
+        .service(accounts::open_account)
+        .service(accounts::list_accounts)
+        .service(accounts::get_account)
+        .service(transfers::create_transfer)
+        .service(transfers::list_transfers)
+        .service(transfers::get_transfer)
+        .service(journal::journal)
+        .service(operations::live)
+        .service(operations::ready)
+        .service(operations::metrics);
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers.
+pub fn openapi() -> OpenApi {
+    let (_, api) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi_base())
+        .configure(routes)
+        .split_for_parts();
+    api
+}
+
+fn openapi_base() -> OpenApi {
+    let mut api = OpenApi::default();
+    api.info.title = "Audited ledger".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(description());
+    api.info.license = Some(utoipa::openapi::License::new("Apache-2.0"));
+    api
+}
+
+/// The API description, with both state machines rendered from the engine's own tables.
+fn description() -> String {
+    let mut text = String::from(
+        "Double-entry ledger with a hash-chained journal. Amounts are decimal strings. \
+         Errors are RFC 9457 problem documents with a stable `code`.\n\n## Transfer state machine\n\n\
+         | from | action | to |\n|---|---|---|\n",
+    );
+    for transition in TRANSFER_TRANSITIONS {
+        text.push_str(&format!(
+            "| {} | {} | {} |\n",
+            transition.from.as_str(),
+            transition.action.as_str(),
+            transition.to.as_str()
+        ));
+    }
+    text.push_str("\n## Account state machine\n\n| from | action | to |\n|---|---|---|\n");
+    for transition in ACCOUNT_TRANSITIONS {
+        text.push_str(&format!(
+            "| {} | {} | {} |\n",
+            transition.from.as_str(),
+            transition.action.as_str(),
+            transition.to.as_str()
+        ));
+    }
+    text.push_str("\nAny other transition is refused with `409 invalid_state_transition`, naming `from` and `to`.\n");
+    text
+}
+
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let max_body_bytes = state.limits.max_body_bytes;
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi_base())
+        .configure(routes)
+        .split_for_parts();
+    app.app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(max_body_bytes)
+                .error_handler(json_error),
+        )
+        .app_data(web::PayloadConfig::default().limit(max_body_bytes))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(ApiError::not_found(
+                "route_not_found",
+                "no such route",
+            ))
+        }))
+        .wrap(actix_web::middleware::from_fn(request_id::middleware))
+}
+
+fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    let api_error = match &error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                error.to_string(),
+            )
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be application/json",
+        ),
+        JsonPayloadError::Deserialize(inner) => {
+            ApiError::bad_request("invalid_body", inner.to_string())
+        }
+        _ => ApiError::bad_request("invalid_body", error.to_string()),
+    };
+    api_error.into()
+}
+
+fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("invalid_query", error.to_string()).into()
+}
+
+fn path_error(error: PathError, _request: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("invalid_path", error.to_string()).into()
+}

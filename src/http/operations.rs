@@ -1,0 +1,47 @@
+//! Health and metrics: open to everyone (§9).
+
+use actix_web::{get, web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthBody {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(tag = "operations", responses((status = 200, body = HealthBody)))]
+#[get("/health/live")]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(HealthBody { status: "ok" })
+}
+
+/// The database answers and its migrations are current.
+#[utoipa::path(tag = "operations", responses((status = 200, body = HealthBody), (status = 503, body = HealthBody)))]
+#[get("/health/ready")]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    if state.storage.is_ready().await {
+        HttpResponse::Ok().json(HealthBody { status: "ok" })
+    } else {
+        HttpResponse::ServiceUnavailable().json(HealthBody {
+            status: "unavailable",
+        })
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|handle| handle.render())
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
+}

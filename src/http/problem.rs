@@ -1,0 +1,239 @@
+//! Every error is `application/problem+json` (RFC 9457) with a stable `code`, a human `detail`
+//! and the request id (§8). The mapping from codes to HTTP statuses lives here, once.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::request_id::current_request_id;
+use crate::domain::Rejection;
+use crate::storage::StorageError;
+use crate::writer::WriteError;
+
+/// An error the API answers with.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    /// Extension members (e.g. `from` and `to` of an invalid transition).
+    pub extensions: Map<String, Value>,
+    /// Seconds the client should wait before retrying (`Retry-After`).
+    pub retry_after_seconds: Option<u64>,
+}
+
+/// The problem document (RFC 9457) every error answers with.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// `urn:ledger:problem:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable, snake_case: what clients branch on.
+    pub code: String,
+    pub detail: String,
+    pub request_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            extensions: Map::new(),
+            retry_after_seconds: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    pub fn invalid_field(field: &str, reason: impl std::fmt::Display) -> ApiError {
+        ApiError::bad_request("invalid_field", format!("{field}: {reason}"))
+            .with("field", Value::String(field.to_owned()))
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the service failed; the request id identifies it in the logs",
+        )
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> ApiError {
+        self.extensions.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after_seconds = Some(seconds);
+        self
+    }
+
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            Value::String(format!("urn:ledger:problem:{}", self.code)),
+        );
+        body.insert(
+            "title".into(),
+            Value::String(self.status.canonical_reason().unwrap_or("Error").to_owned()),
+        );
+        body.insert("status".into(), Value::from(self.status.as_u16()));
+        body.insert("code".into(), Value::String(self.code.to_owned()));
+        body.insert("detail".into(), Value::String(self.detail.clone()));
+        body.insert(
+            "request_id".into(),
+            current_request_id().map_or(Value::Null, Value::String),
+        );
+        for (key, value) in &self.extensions {
+            body.insert(key.clone(), value.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.content_type("application/problem+json");
+        if let Some(seconds) = self.retry_after_seconds {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        response.body(self.body().to_string())
+    }
+}
+
+/// The status of each rejection code: 404 for what does not exist, 409 for a conflict with the
+/// current state, 422 for a request that is well-formed but breaks a ledger rule.
+pub fn status_of_rejection(rejection: &Rejection) -> StatusCode {
+    match rejection {
+        Rejection::AccountNotFound(_) | Rejection::TransferNotFound(_) => StatusCode::NOT_FOUND,
+        Rejection::AccountFrozen(_)
+        | Rejection::AccountClosed(_)
+        | Rejection::InvalidStateTransition { .. }
+        | Rejection::TransferExistsWithDifferentFields(_)
+        | Rejection::AccountExistsWithDifferentFields(_)
+        | Rejection::AccountCodeTaken(_)
+        | Rejection::AccountNotEmpty(_) => StatusCode::CONFLICT,
+        Rejection::BatchItemRejected { rejection, .. } => status_of_rejection(rejection),
+        Rejection::SameAccount
+        | Rejection::UnknownCurrency(_)
+        | Rejection::CurrencyMismatch { .. }
+        | Rejection::InvalidAmount(_)
+        | Rejection::InsufficientFunds(_)
+        | Rejection::CreditsExceedDebits(_)
+        | Rejection::BalanceOverflow(_)
+        | Rejection::PostAmountExceedsPending { .. }
+        | Rejection::ReversalExceedsPostedAmount { .. }
+        | Rejection::TimeoutWithoutPending
+        | Rejection::ExpiryBeforeDeadline(_)
+        | Rejection::ReversalDoesNotMirror(_)
+        | Rejection::GenesisOutOfPlace => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> ApiError {
+        let mut error = ApiError::new(
+            status_of_rejection(&rejection),
+            rejection.code(),
+            rejection.to_string(),
+        );
+        add_rejection_details(&mut error, &rejection);
+        error
+    }
+}
+
+fn add_rejection_details(error: &mut ApiError, rejection: &Rejection) {
+    let text = |value: &dyn std::fmt::Display| Value::String(value.to_string());
+    match rejection {
+        Rejection::InvalidStateTransition { entity, transition } => {
+            error.extensions.insert("entity".into(), text(entity));
+            error
+                .extensions
+                .insert("from".into(), text(&transition.from));
+            error.extensions.insert("to".into(), text(&transition.to));
+            error
+                .extensions
+                .insert("action".into(), text(&transition.action));
+        }
+        Rejection::AccountNotFound(id)
+        | Rejection::AccountFrozen(id)
+        | Rejection::AccountClosed(id)
+        | Rejection::InsufficientFunds(id)
+        | Rejection::CreditsExceedDebits(id)
+        | Rejection::BalanceOverflow(id)
+        | Rejection::AccountNotEmpty(id)
+        | Rejection::AccountExistsWithDifferentFields(id) => {
+            error.extensions.insert("account_id".into(), text(id));
+        }
+        Rejection::CurrencyMismatch { account_id, .. } => {
+            error
+                .extensions
+                .insert("account_id".into(), text(account_id));
+        }
+        Rejection::TransferNotFound(id) | Rejection::TransferExistsWithDifferentFields(id) => {
+            error.extensions.insert("transfer_id".into(), text(id));
+        }
+        Rejection::BatchItemRejected { index, rejection } => {
+            error.extensions.insert("index".into(), Value::from(*index));
+            error
+                .extensions
+                .insert("item_code".into(), text(&rejection.code()));
+            add_rejection_details(error, rejection);
+        }
+        _ => {}
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> ApiError {
+        tracing::error!(error = %error, "storage error");
+        match error {
+            StorageError::Pool(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is not reachable right now; retry",
+            )
+            .retry_after(1),
+            _ => ApiError::internal(),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(error: WriteError) -> ApiError {
+        match error {
+            WriteError::Overloaded => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_overloaded", "the ledger's write queue is full; retry shortly").retry_after(1),
+            WriteError::NotCommitted(reason) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_committed",
+                format!("nothing of this request was committed ({reason}); retry with the same Idempotency-Key"),
+            )
+            .retry_after(1),
+            WriteError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the service is shutting down; retry on another instance").retry_after(1),
+        }
+    }
+}

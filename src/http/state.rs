@@ -1,0 +1,77 @@
+//! What every handler shares: storage, the writers, the ledger directory and the limits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::problem::ApiError;
+use crate::storage::{LedgerRecord, Storage};
+use crate::writer::Writers;
+
+/// Limits on what one request may ask for (§8).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub default_page_size: usize,
+    pub max_page_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            default_page_size: 100,
+            max_page_size: 1000,
+        }
+    }
+}
+
+pub struct AppState {
+    pub storage: Storage,
+    pub writers: Arc<Writers>,
+    pub ledgers: LedgerDirectory,
+    pub limits: Limits,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Ledgers by name. A ledger never changes after creation (its journal lives elsewhere), so a
+/// found ledger is cached for the life of the process.
+pub struct LedgerDirectory {
+    storage: Storage,
+    cache: RwLock<HashMap<String, Arc<LedgerRecord>>>,
+}
+
+impl LedgerDirectory {
+    pub fn new(storage: Storage) -> LedgerDirectory {
+        LedgerDirectory {
+            storage,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The ledger of this name, or `404 ledger_not_found`.
+    pub async fn get(&self, name: &str) -> Result<Arc<LedgerRecord>, ApiError> {
+        if let Some(ledger) = self.cache.read().expect("ledger cache").get(name) {
+            return Ok(ledger.clone());
+        }
+        let not_found =
+            || ApiError::not_found("ledger_not_found", format!("no ledger named {name:?}"));
+        if crate::domain::LedgerName::parse(name).is_err() {
+            return Err(not_found());
+        }
+        let ledger = Arc::new(
+            self.storage
+                .find_ledger(name)
+                .await?
+                .ok_or_else(not_found)?,
+        );
+        self.remember(ledger.clone());
+        Ok(ledger)
+    }
+
+    pub fn remember(&self, ledger: Arc<LedgerRecord>) {
+        self.cache
+            .write()
+            .expect("ledger cache")
+            .insert(ledger.name.to_string(), ledger);
+    }
+}

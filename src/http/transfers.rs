@@ -1,0 +1,135 @@
+//! `/v1/ledgers/{ledger}/transfers`: create, get, list.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::context::RequestContext;
+use super::dto::{CreateTransferRequest, PageBody, TransferBody};
+use super::paging::{decode_cursor, encode_cursor, page_size};
+use super::problem::{ApiError, Problem};
+use super::respond::{path_uuid, respond, Intent};
+use super::state::AppState;
+use crate::domain::{AccountId, Command, Rejection, TransferId, TransferState};
+use crate::storage::TransferFilter;
+
+/// Create a transfer, posted at once or `pending`.
+#[utoipa::path(
+    tag = "transfers",
+    params(("ledger" = String, Path, description = "Ledger name")),
+    request_body = CreateTransferRequest,
+    responses(
+        (status = 201, description = "Created", body = TransferBody),
+        (status = 200, description = "The same transfer, created before with this id", body = TransferBody),
+        (status = 400, description = "Malformed request (`invalid_body`, `invalid_field`)", body = Problem),
+        (status = 404, description = "`ledger_not_found`, `account_not_found`", body = Problem),
+        (status = 409, description = "`transfer_exists_with_different_fields`, `account_frozen`, `account_closed`", body = Problem),
+        (status = 422, description = "`insufficient_funds`, `credits_exceed_debits`, `currency_mismatch`, `invalid_amount`, `same_debit_and_credit_account`, `unknown_currency`, `balance_overflow`", body = Problem),
+        (status = 503, description = "`ledger_overloaded`, `not_committed`: nothing was applied, retry", body = Problem),
+    )
+)]
+#[post("/v1/ledgers/{ledger}/transfers")]
+pub async fn create_transfer(
+    state: web::Data<AppState>,
+    context: RequestContext,
+    path: web::Path<String>,
+    body: web::Json<CreateTransferRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let new_transfer = body
+        .into_inner()
+        .into_new_transfer(&ledger, uuid::Uuid::now_v7())?;
+    let outcome = state
+        .writers
+        .submit(
+            &ledger,
+            Command::CreateTransfer(new_transfer),
+            context.provenance(None),
+        )
+        .await?;
+    respond(&ledger.name, outcome, Intent::Create)
+}
+
+#[utoipa::path(
+    tag = "transfers",
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id")),
+    responses((status = 200, body = TransferBody), (status = 400, body = Problem), (status = 404, description = "`ledger_not_found`, `transfer_not_found`", body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/transfers/{id}")]
+pub async fn get_transfer(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ledger, id) = path.into_inner();
+    let ledger = state.ledgers.get(&ledger).await?;
+    let id = TransferId::new(path_uuid("id", &id)?);
+    let transfer = state
+        .storage
+        .transfer(ledger.id, id)
+        .await?
+        .ok_or(Rejection::TransferNotFound(id))?;
+    Ok(HttpResponse::Ok().json(TransferBody::new(&ledger.name, &transfer)))
+}
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TransferListQuery {
+    /// Only transfers debiting or crediting this account.
+    pub account_id: Option<uuid::Uuid>,
+    /// Only transfers in this state: `pending`, `posted`, `voided`, `expired`.
+    pub state: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// List transfers in the order they were created.
+#[utoipa::path(
+    tag = "transfers",
+    params(("ledger" = String, Path, description = "Ledger name"), TransferListQuery),
+    responses((status = 200, body = PageBody<TransferBody>), (status = 400, body = Problem), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/transfers")]
+pub async fn list_transfers(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<TransferListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let limit = page_size(query.limit, &state.limits)?;
+    let transfer_state = query
+        .state
+        .as_deref()
+        .map(|text| {
+            TransferState::parse(text).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("state must be pending, posted, voided or expired, got {text:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let filter = TransferFilter {
+        account_id: query.account_id.map(AccountId::new),
+        state: transfer_state,
+    };
+    let page = state
+        .storage
+        .transfers_page(
+            ledger.id,
+            &filter,
+            decode_cursor(query.cursor.as_deref())?,
+            limit,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(PageBody {
+        data: page
+            .items
+            .iter()
+            .map(|transfer| TransferBody::new(&ledger.name, transfer))
+            .collect(),
+        next_cursor: page.next_after.map(encode_cursor),
+    }))
+}

@@ -1,0 +1,233 @@
+//! The storage layer: the only code that knows SQL (tokio-postgres + deadpool-postgres).
+//!
+//! Reads go straight to the pool. Writes to a ledger go through [`batch`], one database
+//! transaction per batch of commands, serialised on the ledger's chain head row.
+
+pub mod batch;
+mod reads;
+mod rows;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::audit::{ChainHead, Hash32, JournalEvent};
+use crate::domain::{Currency, LedgerName, Metadata, Timestamp};
+
+pub use reads::{Page, TransferFilter};
+
+mod embedded_migrations {
+    refinery::embed_migrations!("migrations");
+}
+
+/// The restricted role the service switches to when it can (see migrations/V1__core.sql).
+const SERVICE_ROLE: &str = "ledger_service";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("no database connection available: {0}")]
+    Pool(String),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("a ledger named {0} already exists")]
+    LedgerExists(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+impl From<deadpool_postgres::PoolError> for StorageError {
+    fn from(error: deadpool_postgres::PoolError) -> StorageError {
+        StorageError::Pool(error.to_string())
+    }
+}
+
+/// Connection settings that bound what one statement or one wait may cost (§8).
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub max_connections: usize,
+    pub statement_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+/// A ledger as the service knows it once created: immutable but for its journal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerRecord {
+    pub id: i32,
+    pub name: LedgerName,
+    /// Custom assets declared at creation.
+    pub assets: Vec<Currency>,
+    pub metadata: Metadata,
+    pub created_at: Timestamp,
+}
+
+/// The chain head as stored: last seq, last hash and the time of the last event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredHead {
+    pub chain: ChainHead,
+    pub last_at: Timestamp,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    pool: Pool,
+    settings: PoolSettings,
+}
+
+impl Storage {
+    /// Builds the pool. Connections are opened lazily.
+    pub fn new(
+        mut config: tokio_postgres::Config,
+        settings: PoolSettings,
+        use_service_role: bool,
+    ) -> Result<Storage, StorageError> {
+        let mut options = format!("-c statement_timeout={}", settings.statement_timeout_ms);
+        if use_service_role {
+            options.push_str(&format!(" -c role={SERVICE_ROLE}"));
+        }
+        config.options(&options);
+        config.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
+        config.application_name("ledger");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections)
+            .wait_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+            .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|error| StorageError::Pool(error.to_string()))?;
+        Ok(Storage { pool, settings })
+    }
+
+    /// Applies the forward-only migrations of `migrations/` with the login user's rights, then
+    /// returns a storage that uses the restricted service role when the database has it.
+    pub async fn migrate_and_connect(
+        config: tokio_postgres::Config,
+        settings: PoolSettings,
+    ) -> Result<Storage, StorageError> {
+        let owner = Storage::new(config.clone(), settings.clone(), false)?;
+        owner.migrate().await?;
+        let use_role = owner.can_use_service_role().await?;
+        drop(owner);
+        Storage::new(config, settings, use_role)
+    }
+
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        let mut client = self.pool.get().await?;
+        embedded_migrations::migrations::runner()
+            .run_async(&mut **client)
+            .await
+            .map_err(|error| StorageError::Migration(error.to_string()))?;
+        Ok(())
+    }
+
+    async fn can_use_service_role(&self) -> Result<bool, StorageError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1) \
+                 AND pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $1), 'MEMBER')",
+                &[&SERVICE_ROLE],
+            )
+            .await?;
+        Ok(row.get::<_, Option<bool>>(0).unwrap_or(false))
+    }
+
+    /// Ready: the database answers and every migration this build knows is applied.
+    pub async fn is_ready(&self) -> bool {
+        let Ok(client) = self.pool.get().await else {
+            return false;
+        };
+        let expected = embedded_migrations::migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max()
+            .unwrap_or(0);
+        match client
+            .query_one(
+                "SELECT coalesce(max(version), 0)::bigint FROM refinery_schema_history",
+                &[],
+            )
+            .await
+        {
+            Ok(row) => row.get::<_, i64>(0) >= expected,
+            Err(_) => false,
+        }
+    }
+
+    /// The role the service's statements run as.
+    pub async fn current_user(&self) -> Result<String, StorageError> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .query_one("SELECT current_user::text", &[])
+            .await?
+            .get(0))
+    }
+
+    pub fn pool_settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// Creates a ledger with its genesis event in one transaction.
+    pub async fn create_ledger(
+        &self,
+        name: &LedgerName,
+        assets: &[Currency],
+        metadata: &Metadata,
+        genesis: &JournalEvent,
+    ) -> Result<LedgerRecord, StorageError> {
+        assert_eq!(genesis.seq, 1);
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let created_at = rows::to_sql_time(genesis.at);
+        let inserted = transaction
+            .query_opt(
+                "INSERT INTO ledgers (name, assets, metadata, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO NOTHING RETURNING id",
+                &[
+                    &name.as_str(),
+                    &rows::assets_to_json(assets),
+                    &rows::metadata_to_json(metadata),
+                    &created_at,
+                ],
+            )
+            .await?;
+        let Some(row) = inserted else {
+            return Err(StorageError::LedgerExists(name.to_string()));
+        };
+        let id: i32 = row.get(0);
+        transaction
+            .execute(
+                "INSERT INTO ledger_heads (ledger_id, last_seq, last_hash, last_at) VALUES ($1, 1, $2, $3)",
+                &[&id, &genesis.hash.0.as_slice(), &created_at],
+            )
+            .await?;
+        batch::insert_events(&transaction, id, std::slice::from_ref(genesis)).await?;
+        transaction.commit().await?;
+        Ok(LedgerRecord {
+            id,
+            name: name.clone(),
+            assets: assets.to_vec(),
+            metadata: metadata.clone(),
+            created_at: genesis.at,
+        })
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+pub(crate) fn hash_from_sql(bytes: &[u8]) -> Result<Hash32, StorageError> {
+    Hash32::from_slice(bytes)
+        .ok_or_else(|| StorageError::Corrupt("a stored hash is not 32 bytes".into()))
+}

@@ -1,0 +1,242 @@
+//! Reads: single rows and pages. Pages are ordered by an ever-growing key (journal seq, ledger
+//! id) so that a cursor stays valid under concurrent writes; newest last.
+
+use tokio_postgres::Row;
+
+use super::rows::*;
+use super::{LedgerRecord, Storage, StorageError, StoredHead};
+use crate::audit::{ChainHead, JournalEvent};
+use crate::domain::*;
+
+/// One page of a list and the key to continue after, when more rows exist.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TransferFilter {
+    pub account_id: Option<AccountId>,
+    pub state: Option<TransferState>,
+}
+
+/// Builds a page from `limit + 1` rows: the extra row only says that more exist.
+fn page<T>(
+    rows: Vec<Row>,
+    limit: usize,
+    key: impl Fn(&T) -> i64,
+    convert: impl Fn(&Row) -> Result<T, StorageError>,
+) -> Result<Page<T>, StorageError> {
+    let more = rows.len() > limit;
+    let items = rows
+        .iter()
+        .take(limit)
+        .map(convert)
+        .collect::<Result<Vec<T>, _>>()?;
+    let next_after = if more { items.last().map(key) } else { None };
+    Ok(Page { items, next_after })
+}
+
+fn limit_plus_one(limit: usize) -> i64 {
+    i64::try_from(limit).expect("page limits are small") + 1
+}
+
+impl Storage {
+    pub async fn find_ledger(&self, name: &str) -> Result<Option<LedgerRecord>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, name, assets, metadata, created_at FROM ledgers WHERE name = $1",
+            )
+            .await?;
+        client
+            .query_opt(&statement, &[&name])
+            .await?
+            .map(|row| ledger_from_row(&row))
+            .transpose()
+    }
+
+    pub async fn ledgers_page(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Page<LedgerRecord>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, name, assets, metadata, created_at FROM ledgers WHERE id > $1::bigint ORDER BY id LIMIT $2",
+                &[&after_id, &limit_plus_one(limit)],
+            )
+            .await?;
+        page(
+            rows,
+            limit,
+            |ledger: &LedgerRecord| i64::from(ledger.id),
+            ledger_from_row,
+        )
+    }
+
+    pub async fn ledger_head(&self, ledger_id: i32) -> Result<StoredHead, StorageError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT last_seq, last_hash, last_at FROM ledger_heads WHERE ledger_id = $1",
+                &[&ledger_id],
+            )
+            .await?;
+        head_from_row(&row)
+    }
+
+    pub async fn account(
+        &self,
+        ledger_id: i32,
+        id: AccountId,
+    ) -> Result<Option<Account>, StorageError> {
+        let client = self.client().await?;
+        let sql =
+            format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ledger_id = $1 AND id = $2");
+        let statement = client.prepare_cached(&sql).await?;
+        client
+            .query_opt(&statement, &[&ledger_id, &id.as_uuid()])
+            .await?
+            .map(|row| account_from_row(&row))
+            .transpose()
+    }
+
+    pub async fn accounts_page(
+        &self,
+        ledger_id: i32,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Page<Account>, StorageError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ledger_id = $1 AND opened_seq > $2 ORDER BY opened_seq LIMIT $3");
+        let rows = client
+            .query(&sql, &[&ledger_id, &after_seq, &limit_plus_one(limit)])
+            .await?;
+        page(
+            rows,
+            limit,
+            |account: &Account| seq_to_sql(account.opened_seq),
+            account_from_row,
+        )
+    }
+
+    pub async fn transfer(
+        &self,
+        ledger_id: i32,
+        id: TransferId,
+    ) -> Result<Option<Transfer>, StorageError> {
+        let client = self.client().await?;
+        let sql =
+            format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND id = $2");
+        let statement = client.prepare_cached(&sql).await?;
+        client
+            .query_opt(&statement, &[&ledger_id, &id.as_uuid()])
+            .await?
+            .map(|row| transfer_from_row(&row))
+            .transpose()
+    }
+
+    /// Transfers in creation order. With an account, through that account's postings: the
+    /// posting of a transfer's creation event has the transfer's `journal_seq`.
+    pub async fn transfers_page(
+        &self,
+        ledger_id: i32,
+        filter: &TransferFilter,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Page<Transfer>, StorageError> {
+        let client = self.client().await?;
+        let state = filter.state.map(|state| state.as_str());
+        let rows = match filter.account_id {
+            Some(account_id) => {
+                let columns = TRANSFER_COLUMNS
+                    .split(", ")
+                    .map(|column| format!("t.{column}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT {columns} FROM postings p JOIN transfers t ON t.ledger_id = p.ledger_id AND t.id = p.transfer_id \
+                     WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq > $3 AND t.journal_seq = p.seq \
+                       AND ($4::text IS NULL OR t.state = $4) \
+                     ORDER BY p.seq LIMIT $5"
+                );
+                client
+                    .query(
+                        &sql,
+                        &[
+                            &ledger_id,
+                            &account_id.as_uuid(),
+                            &after_seq,
+                            &state,
+                            &limit_plus_one(limit),
+                        ],
+                    )
+                    .await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND journal_seq > $2 \
+                       AND ($3::text IS NULL OR state = $3) ORDER BY journal_seq LIMIT $4"
+                );
+                client
+                    .query(
+                        &sql,
+                        &[&ledger_id, &after_seq, &state, &limit_plus_one(limit)],
+                    )
+                    .await?
+            }
+        };
+        page(
+            rows,
+            limit,
+            |transfer: &Transfer| seq_to_sql(transfer.journal_seq),
+            transfer_from_row,
+        )
+    }
+
+    pub async fn journal_page(
+        &self,
+        ledger: &LedgerRecord,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Page<JournalEvent>, StorageError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client
+            .query(
+                &statement,
+                &[&ledger.id, &after_seq, &limit_plus_one(limit)],
+            )
+            .await?;
+        page(
+            rows,
+            limit,
+            |event: &JournalEvent| seq_to_sql(event.seq),
+            |row| journal_event_from_row(&ledger.name, row),
+        )
+    }
+}
+
+fn ledger_from_row(row: &Row) -> Result<LedgerRecord, StorageError> {
+    Ok(LedgerRecord {
+        id: row.get("id"),
+        name: LedgerName::parse(row.get("name")).map_err(StorageError::Corrupt)?,
+        assets: assets_from_json(&row.get("assets"))?,
+        metadata: metadata_from_json(row.get("metadata"))?,
+        created_at: from_sql_time(row.get("created_at"))?,
+    })
+}
+
+pub(super) fn head_from_row(row: &Row) -> Result<StoredHead, StorageError> {
+    Ok(StoredHead {
+        chain: ChainHead {
+            seq: seq_from_sql(row.get("last_seq"))?,
+            hash: super::hash_from_sql(row.get("last_hash"))?,
+        },
+        last_at: from_sql_time(row.get("last_at"))?,
+    })
+}

@@ -1,0 +1,456 @@
+//! One writer per ledger, group commit.
+//!
+//! Requests for a ledger queue up in a bounded channel. The ledger's writer task takes whatever
+//! has queued (up to a limit), and applies it as one batch in one database transaction
+//! ([`Storage::run_batch`]): expiries due first, then each command in arrival order, each sealed
+//! into the hash chain. After the commit every request gets its own outcome; a rejected command
+//! only fails itself. Nothing is acknowledged before its batch committed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::audit::{ChainHead, Provenance};
+use crate::domain::*;
+use crate::storage::batch::{BatchNeeds, BatchWrites, Loaded};
+use crate::storage::{LedgerRecord, Storage, StorageError, StoredHead};
+
+#[derive(Clone, Debug)]
+pub struct WriterSettings {
+    /// Requests waiting per ledger before new ones are refused with 503.
+    pub queue_capacity: usize,
+    /// Transfers (or other commands) per database transaction.
+    pub max_batch_commands: usize,
+    /// Expiries applied at the start of one batch.
+    pub max_expiries_per_batch: usize,
+}
+
+impl Default for WriterSettings {
+    fn default() -> WriterSettings {
+        WriterSettings {
+            queue_capacity: 10_000,
+            max_batch_commands: 1_000,
+            max_expiries_per_batch: 1_000,
+        }
+    }
+}
+
+/// The state a command left behind, for its response.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Snapshot {
+    Account(Account),
+    Transfer(Transfer),
+    Transfers(Vec<Transfer>),
+    Nothing,
+}
+
+/// What became of one command.
+// Moved once per request from the writer to its handler; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Applied (`created`: it recorded events) or recognised as a retry of existing state.
+    Done {
+        snapshot: Snapshot,
+        created: bool,
+        last_seq: u64,
+    },
+    Rejected(Rejection),
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the ledger's write queue is full")]
+    Overloaded,
+    #[error("the batch did not commit: {0}")]
+    NotCommitted(String),
+    #[error("the ledger's writer stopped")]
+    Stopped,
+}
+
+struct Job {
+    command: Command,
+    provenance: Provenance,
+    reply: oneshot::Sender<Result<Outcome, WriteError>>,
+}
+
+/// Reads the wall clock for the writer: the only clock of the write path.
+pub fn now() -> Timestamp {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    Timestamp::from_unix_micros(i64::try_from(nanos / 1000).expect("the clock is in range"))
+}
+
+pub struct Writers {
+    storage: Storage,
+    settings: WriterSettings,
+    queues: Mutex<HashMap<i32, WriterHandle>>,
+}
+
+/// A ledger's running writer task and the sending end of its queue.
+struct WriterHandle {
+    sender: mpsc::Sender<Job>,
+    task: JoinHandle<()>,
+}
+
+impl Writers {
+    pub fn new(storage: Storage, settings: WriterSettings) -> Writers {
+        Writers {
+            storage,
+            settings,
+            queues: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Queues a command for the ledger's writer and waits for its batch to commit.
+    pub async fn submit(
+        &self,
+        ledger: &LedgerRecord,
+        command: Command,
+        provenance: Provenance,
+    ) -> Result<Outcome, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        let mut job = Job {
+            command,
+            provenance,
+            reply,
+        };
+        for _attempt in 0..2 {
+            let sender = self.sender_for(ledger);
+            match sender.try_send(job) {
+                Ok(()) => return answer.await.map_err(|_| WriteError::Stopped)?,
+                Err(mpsc::error::TrySendError::Full(_)) => return Err(WriteError::Overloaded),
+                Err(mpsc::error::TrySendError::Closed(returned)) => {
+                    // The writer task ended (it panicked): start a new one.
+                    self.queues.lock().expect("writer map").remove(&ledger.id);
+                    job = returned;
+                }
+            }
+        }
+        Err(WriteError::Stopped)
+    }
+
+    fn sender_for(&self, ledger: &LedgerRecord) -> mpsc::Sender<Job> {
+        let mut queues = self.queues.lock().expect("writer map");
+        let handle = queues.entry(ledger.id).or_insert_with(|| {
+            let (sender, receiver) = mpsc::channel(self.settings.queue_capacity);
+            let task = tokio::spawn(run_writer(
+                ledger.clone(),
+                receiver,
+                self.storage.clone(),
+                self.settings.clone(),
+            ));
+            WriterHandle { sender, task }
+        });
+        handle.sender.clone()
+    }
+
+    /// Stops taking work and waits until every queued command has been answered.
+    pub async fn shutdown(&self) {
+        let queues: Vec<_> = self.queues.lock().expect("writer map").drain().collect();
+        for (_, handle) in queues {
+            drop(handle.sender);
+            let _ = handle.task.await;
+        }
+    }
+}
+
+async fn run_writer(
+    ledger: LedgerRecord,
+    mut receiver: mpsc::Receiver<Job>,
+    storage: Storage,
+    settings: WriterSettings,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut jobs = vec![first];
+        let mut weight = command_weight(&jobs[0].command);
+        while weight < settings.max_batch_commands {
+            let Ok(job) = receiver.try_recv() else { break };
+            weight += command_weight(&job.command);
+            jobs.push(job);
+        }
+        run_batch(&ledger, jobs, &storage, &settings).await;
+    }
+}
+
+/// How many commands a job counts for against the batch limit.
+fn command_weight(command: &Command) -> usize {
+    match command {
+        Command::CreateTransfersAtomically(transfers) => transfers.len().max(1),
+        Command::ExpireTransfers(ids) => ids.len().max(1),
+        _ => 1,
+    }
+}
+
+async fn run_batch(
+    ledger: &LedgerRecord,
+    jobs: Vec<Job>,
+    storage: &Storage,
+    settings: &WriterSettings,
+) {
+    let started = std::time::Instant::now();
+    let clock = now();
+    let commands: Vec<(Command, Provenance)> = jobs
+        .iter()
+        .map(|job| (job.command.clone(), job.provenance.clone()))
+        .collect();
+    let mut needs = needs_of(commands.iter().map(|(command, _)| command));
+    needs.expire_due_at = Some(clock);
+    needs.max_expiries = settings.max_expiries_per_batch;
+    let result = storage
+        .run_batch(ledger.id, &needs, |loaded| {
+            plan_batch(ledger, loaded, &commands, clock)
+        })
+        .await;
+    metrics::histogram!("ledger_batch_commands").record(jobs.len() as f64);
+    metrics::histogram!("ledger_batch_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            tracing::error!(ledger = %ledger.name, error = %error, "batch did not commit");
+            let error = WriteError::NotCommitted(describe(&error));
+            for job in jobs {
+                let _ = job.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn describe(error: &StorageError) -> String {
+    match error {
+        StorageError::Database(_) | StorageError::Pool(_) => {
+            "the database could not commit the batch".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The accounts and transfers a set of commands may touch, to lock and load.
+pub fn needs_of<'a>(commands: impl Iterator<Item = &'a Command>) -> BatchNeeds {
+    let mut needs = BatchNeeds::default();
+    let add_transfer = |needs: &mut BatchNeeds, new: &NewTransfer| {
+        needs
+            .account_ids
+            .extend([new.debit_account_id, new.credit_account_id]);
+        needs.transfer_ids.insert(new.id);
+    };
+    for command in commands {
+        match command {
+            Command::OpenAccount(new) => {
+                needs.account_ids.insert(new.id);
+                needs.account_codes.insert(new.code.clone());
+            }
+            Command::CreateTransfer(new) => add_transfer(&mut needs, new),
+            Command::CreateTransfersAtomically(transfers) => transfers
+                .iter()
+                .for_each(|new| add_transfer(&mut needs, new)),
+            Command::PostTransfer { id, .. } | Command::VoidTransfer(id) => {
+                needs.transfer_ids.insert(*id);
+            }
+            Command::ReverseTransfer { id, reversal } => {
+                needs.transfer_ids.extend([*id, reversal.id]);
+            }
+            Command::FreezeAccount(id)
+            | Command::UnfreezeAccount(id)
+            | Command::CloseAccount(id) => {
+                needs.account_ids.insert(*id);
+            }
+            Command::ExpireTransfers(ids) => needs.transfer_ids.extend(ids.iter().copied()),
+        }
+    }
+    needs
+}
+
+/// The pure heart of a batch: runs the commands through the engine on the loaded state,
+/// seals the events into the chain, and lists what to write. Deterministic in its inputs.
+pub fn plan_batch(
+    ledger: &LedgerRecord,
+    loaded: Loaded,
+    commands: &[(Command, Provenance)],
+    clock: Timestamp,
+) -> (BatchWrites, Vec<Outcome>) {
+    // Time never runs backwards in a ledger, even across processes with skewed clocks.
+    let at = clock.max(loaded.head.last_at);
+    let mut book = Book::resume(ledger.name.clone(), &ledger.assets, loaded.head.chain.seq);
+    loaded
+        .accounts
+        .into_iter()
+        .for_each(|account| book.insert_loaded_account(account));
+    loaded
+        .transfers
+        .into_iter()
+        .for_each(|transfer| book.insert_loaded_transfer(transfer));
+    let mut chain = loaded.head.chain;
+    let mut applied_all = Vec::new();
+    let mut sealed = Vec::new();
+
+    let expiry = Command::ExpireTransfers(loaded.due_for_expiry);
+    let expired = book
+        .execute(&expiry, at)
+        .expect("expiry skips what it cannot expire");
+    seal_all(
+        &mut chain,
+        &book,
+        &expired,
+        &Provenance::system(),
+        &mut sealed,
+    );
+    applied_all.extend(expired);
+
+    let mut outcomes = Vec::with_capacity(commands.len());
+    for (command, provenance) in commands {
+        let outcome = match book.execute(command, at) {
+            Ok(applied) => {
+                seal_all(&mut chain, &book, &applied, provenance, &mut sealed);
+                let created = !applied.is_empty();
+                applied_all.extend(applied);
+                Outcome::Done {
+                    snapshot: snapshot_after(&book, command),
+                    created,
+                    last_seq: chain.seq,
+                }
+            }
+            Err(rejection) => Outcome::Rejected(rejection),
+        };
+        outcomes.push(outcome);
+    }
+    let writes = writes_for(
+        &book,
+        applied_all,
+        sealed,
+        StoredHead { chain, last_at: at },
+    );
+    (writes, outcomes)
+}
+
+fn seal_all(
+    chain: &mut ChainHead,
+    book: &Book,
+    applied: &[AppliedEvent],
+    provenance: &Provenance,
+    sealed: &mut Vec<crate::audit::JournalEvent>,
+) {
+    sealed.extend(
+        applied
+            .iter()
+            .map(|event| chain.seal(book.name(), event, provenance)),
+    );
+}
+
+fn snapshot_after(book: &Book, command: &Command) -> Snapshot {
+    let transfer = |id: &TransferId| {
+        book.transfer(*id)
+            .cloned()
+            .map_or(Snapshot::Nothing, Snapshot::Transfer)
+    };
+    let account = |id: &AccountId| {
+        book.account(*id)
+            .cloned()
+            .map_or(Snapshot::Nothing, Snapshot::Account)
+    };
+    match command {
+        Command::OpenAccount(new) => account(&new.id),
+        Command::CreateTransfer(new) => transfer(&new.id),
+        Command::CreateTransfersAtomically(transfers) => Snapshot::Transfers(
+            transfers
+                .iter()
+                .filter_map(|new| book.transfer(new.id).cloned())
+                .collect(),
+        ),
+        Command::PostTransfer { id, .. } | Command::VoidTransfer(id) => transfer(id),
+        Command::ReverseTransfer { reversal, .. } => transfer(&reversal.id),
+        Command::FreezeAccount(id) | Command::UnfreezeAccount(id) | Command::CloseAccount(id) => {
+            account(id)
+        }
+        Command::ExpireTransfers(_) => Snapshot::Nothing,
+    }
+}
+
+/// Lists the rows a batch writes: entities created in it are inserted in their final state,
+/// the others touched are updated.
+fn writes_for(
+    book: &Book,
+    applied: Vec<AppliedEvent>,
+    events: Vec<crate::audit::JournalEvent>,
+    head: StoredHead,
+) -> BatchWrites {
+    let mut new_accounts = BTreeSet::new();
+    let mut touched_accounts = BTreeSet::new();
+    let mut new_transfers = BTreeSet::new();
+    let mut touched_transfers = BTreeSet::new();
+    let mut postings = Vec::new();
+    for event in applied {
+        match &event.event {
+            LedgerEvent::AccountOpened(new) => {
+                new_accounts.insert(new.id);
+            }
+            LedgerEvent::AccountFrozen(id)
+            | LedgerEvent::AccountUnfrozen(id)
+            | LedgerEvent::AccountClosed(id) => {
+                touched_accounts.insert(*id);
+            }
+            LedgerEvent::TransferCreated(new) => {
+                new_transfers.insert(new.id);
+            }
+            LedgerEvent::TransferReversed(new) => {
+                new_transfers.insert(new.id);
+                touched_transfers.extend(new.reverses);
+            }
+            LedgerEvent::TransferPosted { id, .. }
+            | LedgerEvent::TransferVoided(id)
+            | LedgerEvent::TransferExpired(id) => {
+                touched_transfers.insert(*id);
+            }
+            LedgerEvent::LedgerCreated(_) => unreachable!("genesis is not written by a batch"),
+        }
+        touched_accounts.extend(event.postings.iter().map(|posting| posting.account_id));
+        postings.extend(
+            event
+                .postings
+                .into_iter()
+                .map(|posting| (event.seq, posting)),
+        );
+    }
+    let accounts = |ids: &BTreeSet<AccountId>| {
+        ids.iter()
+            .map(|id| {
+                book.account(*id)
+                    .expect("touched accounts are loaded")
+                    .clone()
+            })
+            .collect()
+    };
+    let transfers = |ids: &BTreeSet<TransferId>| {
+        ids.iter()
+            .map(|id| {
+                book.transfer(*id)
+                    .expect("touched transfers are loaded")
+                    .clone()
+            })
+            .collect()
+    };
+    BatchWrites {
+        new_accounts: accounts(&new_accounts),
+        changed_accounts: accounts(
+            &touched_accounts
+                .difference(&new_accounts)
+                .copied()
+                .collect(),
+        ),
+        new_transfers: transfers(&new_transfers),
+        changed_transfers: transfers(
+            &touched_transfers
+                .difference(&new_transfers)
+                .copied()
+                .collect(),
+        ),
+        postings,
+        head: (!events.is_empty()).then_some(head),
+        events,
+    }
+}

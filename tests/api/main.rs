@@ -1,0 +1,11 @@
+//! Integration tests: the service over HTTP on a fresh database each.
+
+mod helpers;
+
+mod accounts;
+mod concurrency;
+mod database;
+mod journal;
+mod ledgers;
+mod operations;
+mod transfers;
