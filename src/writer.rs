@@ -454,3 +454,181 @@ fn writes_for(
         events,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Hash32;
+    use crate::domain::money::parse_amount;
+    use uuid::Uuid;
+
+    fn ledger() -> LedgerRecord {
+        LedgerRecord {
+            id: 1,
+            name: LedgerName::parse("main").unwrap(),
+            assets: vec![],
+            metadata: Metadata::default(),
+            created_at: Timestamp::from_unix_micros(0),
+        }
+    }
+
+    fn wallet(n: u128, constraint: BalanceConstraint, credits: &str) -> Account {
+        let new = NewAccount {
+            id: AccountId::new(Uuid::from_u128(n)),
+            code: AccountCode::parse(&format!("a{n}")).unwrap(),
+            currency: Currency::iso("EUR").unwrap(),
+            normal_side: NormalSide::Credit,
+            constraint,
+            metadata: Metadata::default(),
+        };
+        let mut account = Account::opened(new, Timestamp::from_unix_micros(0), n as u64);
+        let mut posted_credits: rust_decimal::Decimal = credits.parse().unwrap();
+        posted_credits.rescale(2);
+        account.balances.posted_credits = posted_credits;
+        account
+    }
+
+    fn transfer(n: u128, debit: u128, credit: u128, amount: &str) -> (Command, Provenance) {
+        let new = NewTransfer {
+            id: TransferId::new(Uuid::from_u128(n)),
+            debit_account_id: AccountId::new(Uuid::from_u128(debit)),
+            credit_account_id: AccountId::new(Uuid::from_u128(credit)),
+            amount: parse_amount(amount, 2).unwrap(),
+            currency: CurrencyCode::parse("EUR").unwrap(),
+            code: None,
+            reference: None,
+            description: None,
+            metadata: Metadata::default(),
+            pending: false,
+            timeout_seconds: None,
+            reverses: None,
+        };
+        let provenance = Provenance {
+            actor: "key".into(),
+            request_id: Some(format!("r{n}")),
+            idempotency_key: None,
+        };
+        (Command::CreateTransfer(new), provenance)
+    }
+
+    #[test]
+    fn a_rejected_command_fails_alone_and_the_others_chain_in_order() {
+        let head = StoredHead {
+            chain: ChainHead {
+                seq: 10,
+                hash: Hash32::sha256(b"head"),
+            },
+            last_at: Timestamp::from_unix_micros(5_000),
+        };
+        let loaded = Loaded {
+            head,
+            accounts: vec![
+                wallet(1, BalanceConstraint::DebitsMustNotExceedCredits, "10"),
+                wallet(2, BalanceConstraint::None, "0"),
+            ],
+            transfers: vec![],
+            due_for_expiry: vec![],
+        };
+        let commands = vec![
+            transfer(100, 1, 2, "6"),
+            transfer(101, 1, 2, "6"),
+            transfer(102, 1, 2, "4"),
+        ];
+        let (writes, outcomes) = plan_batch(
+            &ledger(),
+            loaded,
+            &commands,
+            Timestamp::from_unix_micros(1_000),
+        );
+
+        assert!(matches!(
+            outcomes[0],
+            Outcome::Done {
+                created: true,
+                last_seq: 11,
+                ..
+            }
+        ));
+        assert_eq!(
+            outcomes[1],
+            Outcome::Rejected(Rejection::InsufficientFunds(AccountId::new(
+                Uuid::from_u128(1)
+            )))
+        );
+        assert!(matches!(
+            outcomes[2],
+            Outcome::Done {
+                created: true,
+                last_seq: 12,
+                ..
+            }
+        ));
+
+        assert_eq!(
+            writes
+                .events
+                .iter()
+                .map(|event| event.seq)
+                .collect::<Vec<_>>(),
+            [11, 12]
+        );
+        assert_eq!(writes.events[0].prev_hash, head.chain.hash);
+        assert_eq!(writes.events[1].prev_hash, writes.events[0].hash);
+        assert_eq!(
+            writes.events[1].request_id.as_deref(),
+            Some("r102"),
+            "each event keeps its own request"
+        );
+        let stored_head = writes.head.unwrap();
+        assert_eq!(
+            stored_head.chain,
+            ChainHead {
+                seq: 12,
+                hash: writes.events[1].hash
+            }
+        );
+        assert_eq!(
+            stored_head.last_at, head.last_at,
+            "time never runs backwards: the head's later time wins"
+        );
+        assert_eq!(writes.new_transfers.len(), 2);
+        assert_eq!(writes.postings.len(), 4);
+        assert_eq!(writes.changed_accounts.len(), 2);
+        assert_eq!(
+            writes.changed_accounts[0]
+                .balances
+                .posted_debits
+                .to_string(),
+            "10.00"
+        );
+        assert!(writes.new_accounts.is_empty() && writes.changed_transfers.is_empty());
+    }
+
+    #[test]
+    fn a_batch_of_only_rejections_writes_nothing() {
+        let head = StoredHead {
+            chain: ChainHead {
+                seq: 3,
+                hash: Hash32::ZERO,
+            },
+            last_at: Timestamp::from_unix_micros(0),
+        };
+        let loaded = Loaded {
+            head,
+            accounts: vec![],
+            transfers: vec![],
+            due_for_expiry: vec![],
+        };
+        let (writes, outcomes) = plan_batch(
+            &ledger(),
+            loaded,
+            &[transfer(1, 1, 2, "1")],
+            Timestamp::from_unix_micros(9),
+        );
+        assert!(matches!(
+            outcomes[0],
+            Outcome::Rejected(Rejection::AccountNotFound(_))
+        ));
+        assert!(writes.events.is_empty() && writes.head.is_none());
+    }
+}

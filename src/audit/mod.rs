@@ -3,8 +3,10 @@
 //! No I/O, no clock, no randomness: the server and `ledger-verify` run this same code.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod codec;
 pub mod hash;
+pub mod merkle;
 pub mod replay;
 pub mod time;
 

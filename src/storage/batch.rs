@@ -94,7 +94,12 @@ async fn lock_and_load(
     ledger_id: i32,
     needs: &BatchNeeds,
 ) -> Result<Loaded, StorageError> {
-    let transfer_sql = format!("SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE");
+    // Lookups join on unnest: whatever plan is cached, it is one index probe per id.
+    let transfer_sql = format!(
+        "SELECT {} FROM unnest($2::uuid[]) AS wanted(id) \
+         JOIN transfers t ON t.ledger_id = $1 AND t.id = wanted.id ORDER BY t.id FOR UPDATE OF t",
+        prefixed("t", TRANSFER_COLUMNS)
+    );
     let due_sql = format!(
         "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND state = 'pending' AND expires_at <= $2 \
          ORDER BY expires_at, id LIMIT $3 FOR UPDATE"
@@ -150,19 +155,16 @@ async fn lock_and_load(
             .iter()
             .flat_map(|transfer| [transfer.debit_account_id, transfer.credit_account_id]),
     );
+    account_ids.extend(account_ids_with_codes(client, ledger_id, &needs.account_codes).await?);
     let account_ids: Vec<Uuid> = account_ids.iter().map(AccountId::as_uuid).collect();
-    let account_codes: Vec<&str> = needs
-        .account_codes
-        .iter()
-        .map(AccountCode::as_str)
-        .collect();
-    let account_sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ledger_id = $1 AND (id = ANY($2) OR code = ANY($3)) ORDER BY id FOR UPDATE");
+    let account_sql = format!(
+        "SELECT {} FROM unnest($2::uuid[]) AS wanted(id) \
+         JOIN accounts a ON a.ledger_id = $1 AND a.id = wanted.id ORDER BY a.id FOR UPDATE OF a",
+        prefixed("a", ACCOUNT_COLUMNS)
+    );
     let account_statement = client.prepare_cached(&account_sql).await?;
     let account_rows = client
-        .query(
-            &account_statement,
-            &[&ledger_id, &account_ids, &account_codes],
-        )
+        .query(&account_statement, &[&ledger_id, &account_ids])
         .await?;
     let accounts = account_rows
         .iter()
@@ -174,6 +176,27 @@ async fn lock_and_load(
         transfers,
         due_for_expiry,
     })
+}
+
+/// Ids of the accounts holding these codes (only account openings ask), so that they are locked
+/// with the others, by id.
+async fn account_ids_with_codes(
+    client: &deadpool_postgres::Object,
+    ledger_id: i32,
+    codes: &BTreeSet<AccountCode>,
+) -> Result<Vec<AccountId>, StorageError> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let codes: Vec<&str> = codes.iter().map(AccountCode::as_str).collect();
+    let statement = client
+        .prepare_cached(
+            "SELECT a.id FROM unnest($2::text[]) AS wanted(code) \
+             JOIN accounts a ON a.ledger_id = $1 AND a.code = wanted.code",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&ledger_id, &codes]).await?;
+    Ok(rows.iter().map(|row| AccountId::new(row.get(0))).collect())
 }
 
 async fn write(

@@ -152,11 +152,7 @@ impl Storage {
         let state = filter.state.map(|state| state.as_str());
         let rows = match filter.account_id {
             Some(account_id) => {
-                let columns = TRANSFER_COLUMNS
-                    .split(", ")
-                    .map(|column| format!("t.{column}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let columns = prefixed("t", TRANSFER_COLUMNS);
                 let sql = format!(
                     "SELECT {columns} FROM postings p JOIN transfers t ON t.ledger_id = p.ledger_id AND t.id = p.transfer_id \
                      WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq > $3 AND t.journal_seq = p.seq \

@@ -20,6 +20,15 @@ pub const TRANSFER_COLUMNS: &str =
      description, metadata, pending, timeout_seconds, expires_at, state, reverses, posted_amount, \
      reversed_amount, created_at, journal_seq";
 
+/// The columns of a list, each qualified with a table alias.
+pub fn prefixed(alias: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|column| format!("{alias}.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub const JOURNAL_COLUMNS: &str =
     "seq, type, at, actor, request_id, idempotency_key, data, prev_hash, hash";
 
