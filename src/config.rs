@@ -43,6 +43,7 @@ impl DatabaseArgs {
 
     pub fn pool(&self) -> PoolSettings {
         PoolSettings {
+            custom_plans: true,
             max_connections: usize::from(self.pool_size),
             statement_timeout_ms: self.statement_timeout_ms,
             connect_timeout_ms: self.connect_timeout_ms,
@@ -75,6 +76,9 @@ pub struct ServeArgs {
     /// Most commands applied in one database transaction.
     #[arg(long, env = "LEDGER_MAX_BATCH_COMMANDS", default_value_t = 1_000)]
     pub max_batch_commands: usize,
+    /// Database connections reserved for the ledgers' writers.
+    #[arg(long, env = "LEDGER_WRITER_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub writer_pool_size: u16,
     /// Seconds to finish accepted requests after a shutdown signal.
     #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
@@ -98,6 +102,7 @@ impl ServeArgs {
             writer: WriterSettings {
                 queue_capacity: self.writer_queue_capacity,
                 max_batch_commands: self.max_batch_commands,
+                max_connections: usize::from(self.writer_pool_size),
                 ..WriterSettings::default()
             },
             limits: Limits {

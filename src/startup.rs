@@ -107,7 +107,8 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
         let (config, embedded) = open_database(&settings.database).await?;
         let storage = Storage::migrate_and_connect(config, settings.pool.clone()).await?;
-        let writers = Arc::new(Writers::new(storage.clone(), settings.writer.clone()));
+        let write_storage = storage.writers_pool(settings.writer.max_connections)?;
+        let writers = Arc::new(Writers::new(write_storage, settings.writer.clone()));
         let state = web::Data::new(AppState {
             ledgers: LedgerDirectory::new(storage.clone()),
             storage,

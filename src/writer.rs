@@ -25,6 +25,8 @@ pub struct WriterSettings {
     pub max_batch_commands: usize,
     /// Expiries applied at the start of one batch.
     pub max_expiries_per_batch: usize,
+    /// Database connections of the writers (their own pool: writes never wait behind reads).
+    pub max_connections: usize,
 }
 
 impl Default for WriterSettings {
@@ -33,6 +35,7 @@ impl Default for WriterSettings {
             queue_capacity: 10_000,
             max_batch_commands: 1_000,
             max_expiries_per_batch: 1_000,
+            max_connections: 4,
         }
     }
 }
@@ -84,6 +87,9 @@ pub fn now() -> Timestamp {
 
 pub struct Writers {
     storage: Storage,
+    /// Where writer tasks run: the runtime that built the writers (the service's main runtime),
+    /// not an HTTP worker's, where every database reply would wait behind queued requests.
+    runtime: tokio::runtime::Handle,
     settings: WriterSettings,
     queues: Mutex<HashMap<i32, WriterHandle>>,
 }
@@ -95,10 +101,12 @@ struct WriterHandle {
 }
 
 impl Writers {
+    /// Must be called on the runtime the writer tasks should run on.
     pub fn new(storage: Storage, settings: WriterSettings) -> Writers {
         Writers {
             storage,
             settings,
+            runtime: tokio::runtime::Handle::current(),
             queues: Mutex::new(HashMap::new()),
         }
     }
@@ -135,7 +143,7 @@ impl Writers {
         let mut queues = self.queues.lock().expect("writer map");
         let handle = queues.entry(ledger.id).or_insert_with(|| {
             let (sender, receiver) = mpsc::channel(self.settings.queue_capacity);
-            let task = tokio::spawn(run_writer(
+            let task = self.runtime.spawn(run_writer(
                 ledger.clone(),
                 receiver,
                 self.storage.clone(),

@@ -29,16 +29,17 @@ use state::AppState;
 
 /// Every documented route. A route added here appears in the OpenAPI document.
 fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    // actix tries routes in this order, one regex each: the write path first.
     config
+        .service(transfers::create_transfer)
+        .service(transfers::get_transfer)
+        .service(transfers::list_transfers)
+        .service(accounts::open_account)
+        .service(accounts::get_account)
+        .service(accounts::list_accounts)
         .service(ledgers::create_ledger)
         .service(ledgers::list_ledgers)
         .service(ledgers::get_ledger)
-        .service(accounts::open_account)
-        .service(accounts::list_accounts)
-        .service(accounts::get_account)
-        .service(transfers::create_transfer)
-        .service(transfers::list_transfers)
-        .service(transfers::get_transfer)
         .service(journal::journal)
         .service(operations::live)
         .service(operations::ready)

@@ -48,6 +48,10 @@ impl From<deadpool_postgres::PoolError> for StorageError {
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
     pub max_connections: usize,
+    /// Plan every execution with its actual parameters (reads), or let PostgreSQL cache generic
+    /// plans (the writers: their statements run only inside batch transactions that steer the
+    /// planner, see `storage::batch::BEGIN_BATCH`).
+    pub custom_plans: bool,
     pub statement_timeout_ms: u64,
     pub connect_timeout_ms: u64,
 }
@@ -74,20 +78,29 @@ pub struct StoredHead {
 pub struct Storage {
     pool: Pool,
     settings: PoolSettings,
+    /// What the pool was built from, to open sibling pools alike.
+    base_config: tokio_postgres::Config,
+    use_service_role: bool,
 }
 
 impl Storage {
     /// Builds the pool. Connections are opened lazily.
     pub fn new(
-        mut config: tokio_postgres::Config,
+        base_config: tokio_postgres::Config,
         settings: PoolSettings,
         use_service_role: bool,
     ) -> Result<Storage, StorageError> {
-        // Custom plans: a statement's plan never depends on the statistics of the moment a
-        // pooled connection first prepared it (an empty table plans a sequential scan, kept
-        // long after the table grew). Planning costs tens of microseconds, once per batch.
+        let mut config = base_config.clone();
+        // Custom plans for reads: a statement's plan then never depends on the statistics of the
+        // moment a pooled connection first prepared it (an empty table plans a sequential scan,
+        // kept long after the table grew).
+        let plan_cache_mode = if settings.custom_plans {
+            "force_custom_plan"
+        } else {
+            "auto"
+        };
         let mut options = format!(
-            "-c statement_timeout={} -c plan_cache_mode=force_custom_plan",
+            "-c statement_timeout={} -c plan_cache_mode={plan_cache_mode}",
             settings.statement_timeout_ms
         );
         if use_service_role {
@@ -108,9 +121,17 @@ impl Storage {
             .wait_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
             .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
+            // The most recently used connection first: warm caches, and a ledger's writer keeps
+            // reusing one backend.
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .build()
             .map_err(|error| StorageError::Pool(error.to_string()))?;
-        Ok(Storage { pool, settings })
+        Ok(Storage {
+            pool,
+            settings,
+            base_config,
+            use_service_role,
+        })
     }
 
     /// Applies the forward-only migrations of `migrations/` with the login user's rights, then
@@ -124,6 +145,17 @@ impl Storage {
         let use_role = owner.can_use_service_role().await?;
         drop(owner);
         Storage::new(config, settings, use_role)
+    }
+
+    /// A pool for the writers on the same database, with the same role and timeouts: writes
+    /// never wait behind reads for a connection, and keep their cached plans.
+    pub fn writers_pool(&self, max_connections: usize) -> Result<Storage, StorageError> {
+        let settings = PoolSettings {
+            max_connections,
+            custom_plans: false,
+            ..self.settings.clone()
+        };
+        Storage::new(self.base_config.clone(), settings, self.use_service_role)
     }
 
     pub async fn migrate(&self) -> Result<(), StorageError> {

@@ -73,6 +73,7 @@ async fn the_service_role_may_append_history_but_neither_change_it_nor_disable_t
 async fn the_service_connects_as_the_restricted_role_when_the_database_has_it() {
     let app = spawn_app().await;
     let settings = ledger::storage::PoolSettings {
+        custom_plans: true,
         max_connections: 1,
         statement_timeout_ms: 1000,
         connect_timeout_ms: 1000,

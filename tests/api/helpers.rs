@@ -56,6 +56,7 @@ fn cluster() -> &'static EmbeddedCluster {
 
 fn pool_settings() -> PoolSettings {
     PoolSettings {
+        custom_plans: true,
         max_connections: 4,
         statement_timeout_ms: 10_000,
         connect_timeout_ms: 10_000,
