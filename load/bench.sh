@@ -2,13 +2,16 @@
 # Benchmark: the service over HTTP against pgbench TPC-B, on one fresh PostgreSQL cluster with
 # default durability, in one run (this machine is shared and noisy: compare within a run).
 #
-#   load/bench.sh            # defaults below; override with env, e.g. DURATION=60 CONNECTIONS=128
+#   load/bench.sh            # defaults below; override with env, e.g. ROUNDS=5 CONNECTIONS=128
 #
 # Prints committed transfers/s and p50/p99 latency for single transfers on uniform random
 # accounts and with one hot credited account, pgbench TPC-B tps at 16 clients, and the ratios.
+# The host's load drifts from minute to minute, so the scenarios run back to back in several
+# rounds; each round yields its own ratios, and the summary reports their medians.
 set -euo pipefail
 
-DURATION=${DURATION:-20}          # seconds per scenario
+DURATION=${DURATION:-10}          # seconds per scenario and round
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}    # concurrent HTTP connections
 THREADS=${THREADS:-2}             # wrk threads
 ACCOUNTS=${ACCOUNTS:-1000}
@@ -47,36 +50,47 @@ socket="$work/data"
 
 python3 "$here/bench_setup.py" "http://127.0.0.1:$PORT" bench "$ACCOUNTS" "$work/accounts.txt"
 
-scenario() { # name, extra env
+scenario() { # name, extra env...
   local name=$1; shift
   env "$@" ACCOUNTS_FILE="$work/accounts.txt" LEDGER=bench \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$here/wrk/transfers.lua" \
     "http://127.0.0.1:$PORT" > "$work/$name.out"
   local line; line=$(grep '^RESULT' "$work/$name.out")
-  echo "$name: $line"
-  echo "$line" | sed -E 's/.* rate=([0-9]+).*/\1/' > "$work/$name.rate"
+  echo "  $name: $line"
+  echo "$line" | sed -E 's/.* rate=([0-9]+).*/\1/'  > "$work/$name.rate"
 }
 
-echo "== HTTP: single transfers, uniform random accounts ($CONNECTIONS connections, ${DURATION}s)"
-scenario uniform HOT=0
-echo "== HTTP: single transfers, every transfer credits one hot account"
-scenario hot HOT=1
+echo "== pgbench TPC-B database (scale $PGBENCH_SCALE) on the same cluster"
+psql_as "$pg_bin/psql" -h "$socket" -U postgres -d postgres -qc "CREATE DATABASE pgbench" >/dev/null
+psql_as "$pg_bin/pgbench" -h "$socket" -U postgres -i -q -s "$PGBENCH_SCALE" pgbench > "$work/pgbench-init.log" 2>&1
+
+pgbench_round() {
+  psql_as "$pg_bin/pgbench" -h "$socket" -U postgres -c "$PGBENCH_CLIENTS" -j 2 -T "$DURATION" -M prepared pgbench \
+    > "$work/pgbench.out" 2>&1
+  sed -nE 's/^tps = ([0-9.]+).*/\1/p' "$work/pgbench.out" | head -n 1 > "$work/pgbench.rate"
+  echo "  pgbench: tps=$(cat "$work/pgbench.rate") ($PGBENCH_CLIENTS clients)"
+}
+
+: > "$work/rounds.txt"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round of $ROUNDS: $CONNECTIONS HTTP connections, ${DURATION}s per scenario"
+  scenario uniform HOT=0
+  scenario hot HOT=1
+  pgbench_round
+  echo "$(cat "$work/uniform.rate") $(cat "$work/hot.rate") $(cat "$work/pgbench.rate")" >> "$work/rounds.txt"
+done
 
 committed=$(psql_as "$pg_bin/psql" -h "$socket" -U postgres -d ledger -Atc "SELECT count(*) FROM transfers")
 echo "committed transfers in the database: $committed"
 
-echo "== pgbench TPC-B, $PGBENCH_CLIENTS clients, scale $PGBENCH_SCALE, same cluster"
-psql_as "$pg_bin/psql" -h "$socket" -U postgres -d postgres -qc "CREATE DATABASE pgbench" >/dev/null
-psql_as "$pg_bin/pgbench" -h "$socket" -U postgres -i -q -s "$PGBENCH_SCALE" pgbench > "$work/pgbench-init.log" 2>&1
-psql_as "$pg_bin/pgbench" -h "$socket" -U postgres -c "$PGBENCH_CLIENTS" -j 2 -T "$DURATION" -M prepared pgbench > "$work/pgbench.out" 2>&1
-pgbench_tps=$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' "$work/pgbench.out" | head -n 1)
-echo "pgbench: tps=$pgbench_tps"
-
-uniform=$(cat "$work/uniform.rate"); hot=$(cat "$work/hot.rate")
-python3 - "$uniform" "$hot" "$pgbench_tps" <<'PY'
-import sys
-uniform, hot, pgbench = map(float, sys.argv[1:])
-print(f"== summary: uniform {uniform:.0f}/s, hot {hot:.0f}/s, pgbench {pgbench:.0f} tps")
-print(f"uniform / pgbench = {uniform / pgbench:.2f}   (target >= 1.0)")
-print(f"hot / uniform     = {hot / uniform:.2f}   (target >= 0.8)")
+python3 - "$work/rounds.txt" <<'PY'
+import statistics, sys
+rounds = [tuple(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
+uniform_ratio = [u / p for u, h, p in rounds]
+hot_ratio = [h / u for u, h, p in rounds]
+median = statistics.median
+print("== summary (medians over %d rounds)" % len(rounds))
+print("uniform %.0f/s, hot %.0f/s, pgbench %.0f tps" % (median(r[0] for r in rounds), median(r[1] for r in rounds), median(r[2] for r in rounds)))
+print("uniform / pgbench = %.2f  per round: %s  (target >= 1.0)" % (median(uniform_ratio), " ".join("%.2f" % r for r in uniform_ratio)))
+print("hot / uniform     = %.2f  per round: %s  (target >= 0.8)" % (median(hot_ratio), " ".join("%.2f" % r for r in hot_ratio)))
 PY

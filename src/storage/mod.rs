@@ -48,9 +48,8 @@ impl From<deadpool_postgres::PoolError> for StorageError {
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
     pub max_connections: usize,
-    /// Plan every execution with its actual parameters (reads), or let PostgreSQL cache generic
-    /// plans (the writers: their statements run only inside batch transactions that steer the
-    /// planner, see `storage::batch::BEGIN_BATCH`).
+    /// Plan every execution with its actual parameters (array sizes, statistics of the day)
+    /// rather than reuse a generic plan made once, possibly when a table was empty.
     pub custom_plans: bool,
     pub statement_timeout_ms: u64,
     pub connect_timeout_ms: u64,
@@ -148,11 +147,11 @@ impl Storage {
     }
 
     /// A pool for the writers on the same database, with the same role and timeouts: writes
-    /// never wait behind reads for a connection, and keep their cached plans.
+    /// never wait behind reads for a connection.
     pub fn writers_pool(&self, max_connections: usize) -> Result<Storage, StorageError> {
         let settings = PoolSettings {
             max_connections,
-            custom_plans: false,
+            custom_plans: true,
             ..self.settings.clone()
         };
         Storage::new(self.base_config.clone(), settings, self.use_service_role)
