@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::audit::{ChainHead, Provenance};
 use crate::domain::*;
-use crate::storage::batch::{BatchNeeds, BatchWrites, Loaded};
+use crate::storage::batch::{BatchNeeds, BatchWrites, HeldAccounts, Loaded};
 use crate::storage::{LedgerRecord, Storage, StorageError, StoredHead};
 
 #[derive(Clone, Debug)]
@@ -170,6 +170,7 @@ async fn run_writer(
     storage: Storage,
     settings: WriterSettings,
 ) {
+    let mut cache = AccountCache::default();
     while let Some(first) = receiver.recv().await {
         let mut jobs = vec![first];
         let mut weight = command_weight(&jobs[0].command);
@@ -178,7 +179,7 @@ async fn run_writer(
             weight += command_weight(&job.command);
             jobs.push(job);
         }
-        run_batch(&ledger, jobs, &storage, &settings).await;
+        run_batch(&ledger, jobs, &storage, &settings, &mut cache).await;
     }
 }
 
@@ -191,11 +192,56 @@ fn command_weight(command: &Command) -> usize {
     }
 }
 
+/// The accounts the writer committed last, current while the ledger's chain head is still at
+/// `head_seq`: a batch loads only the accounts missing here. Another process writing the ledger
+/// moves the head, and the batch then loads everything (see `storage::batch::HeldAccounts`).
+#[derive(Default)]
+struct AccountCache {
+    head_seq: Option<u64>,
+    accounts: HashMap<AccountId, Account>,
+}
+
+impl AccountCache {
+    /// Bound on memory: past it the cache starts over (hot accounts come back at once).
+    const MAX_ACCOUNTS: usize = 100_000;
+
+    fn refresh(&mut self, planned: Planned) {
+        if !planned.held_accounts_were_current
+            || self.accounts.len() + planned.accounts_after.len() > Self::MAX_ACCOUNTS
+        {
+            self.accounts.clear();
+        }
+        self.accounts.extend(
+            planned
+                .accounts_after
+                .into_iter()
+                .map(|account| (account.id, account)),
+        );
+        self.head_seq = Some(planned.head_seq_after);
+    }
+
+    fn forget(&mut self) {
+        self.head_seq = None;
+        self.accounts.clear();
+    }
+}
+
+impl HeldAccounts for AccountCache {
+    fn current_at_seq(&self) -> Option<u64> {
+        self.head_seq
+    }
+
+    fn holds(&self, id: AccountId) -> bool {
+        self.accounts.contains_key(&id)
+    }
+}
+
 async fn run_batch(
     ledger: &LedgerRecord,
     jobs: Vec<Job>,
     storage: &Storage,
     settings: &WriterSettings,
+    cache: &mut AccountCache,
 ) {
     let started = std::time::Instant::now();
     let clock = now();
@@ -206,21 +252,28 @@ async fn run_batch(
     let mut needs = needs_of(commands.iter().map(|(command, _)| command));
     needs.expire_due_at = Some(clock);
     needs.max_expiries = settings.max_expiries_per_batch;
+    let held: &AccountCache = cache;
     let result = storage
-        .run_batch(ledger.id, &needs, |loaded| {
-            plan_batch(ledger, loaded, &commands, clock)
+        .run_batch(ledger.id, &needs, held, |loaded| {
+            let current = loaded.held_accounts_are_current;
+            let (writes, planned) = plan_batch(ledger, loaded, &commands, clock, &held.accounts);
+            debug_assert_eq!(planned.held_accounts_were_current, current);
+            (writes, planned)
         })
         .await;
     metrics::histogram!("ledger_batch_commands").record(jobs.len() as f64);
     metrics::histogram!("ledger_batch_seconds").record(started.elapsed().as_secs_f64());
     match result {
-        Ok(outcomes) => {
+        Ok(mut planned) => {
+            let outcomes = std::mem::take(&mut planned.outcomes);
+            cache.refresh(planned);
             for (job, outcome) in jobs.into_iter().zip(outcomes) {
                 let _ = job.reply.send(Ok(outcome));
             }
         }
         Err(error) => {
             tracing::error!(ledger = %ledger.name, error = %error, "batch did not commit");
+            cache.forget();
             let error = WriteError::NotCommitted(describe(&error));
             for job in jobs {
                 let _ = job.reply.send(Err(error.clone()));
@@ -274,21 +327,51 @@ pub fn needs_of<'a>(commands: impl Iterator<Item = &'a Command>) -> BatchNeeds {
     needs
 }
 
-/// The pure heart of a batch: runs the commands through the engine on the loaded state,
-/// seals the events into the chain, and lists what to write. Deterministic in its inputs.
+/// What a planned batch leaves besides its writes.
+#[derive(Debug)]
+pub struct Planned {
+    /// One per command, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Every account the batch used, as it will be once the batch commits.
+    pub accounts_after: Vec<Account>,
+    pub head_seq_after: u64,
+    pub held_accounts_were_current: bool,
+}
+
+/// The pure heart of a batch: runs the commands through the engine on the loaded state (plus the
+/// held accounts, when still current), seals the events into the chain, and lists what to write.
+/// Deterministic in its inputs.
 pub fn plan_batch(
     ledger: &LedgerRecord,
     loaded: Loaded,
     commands: &[(Command, Provenance)],
     clock: Timestamp,
-) -> (BatchWrites, Vec<Outcome>) {
+    held: &HashMap<AccountId, Account>,
+) -> (BatchWrites, Planned) {
     // Time never runs backwards in a ledger, even across processes with skewed clocks.
     let at = clock.max(loaded.head.last_at);
+    let loaded_held_current = loaded.held_accounts_are_current;
     let mut book = Book::resume(ledger.name.clone(), &ledger.assets, loaded.head.chain.seq);
     loaded
         .accounts
         .into_iter()
         .for_each(|account| book.insert_loaded_account(account));
+    if loaded.held_accounts_are_current {
+        let mut wanted = needs_of(commands.iter().map(|(command, _)| command)).account_ids;
+        wanted.extend(
+            loaded
+                .transfers
+                .iter()
+                .flat_map(|transfer| [transfer.debit_account_id, transfer.credit_account_id]),
+        );
+        for id in wanted {
+            if book.account(id).is_none() {
+                if let Some(account) = held.get(&id) {
+                    book.insert_loaded_account(account.clone());
+                }
+            }
+        }
+    }
     loaded
         .transfers
         .into_iter()
@@ -333,7 +416,13 @@ pub fn plan_batch(
         sealed,
         StoredHead { chain, last_at: at },
     );
-    (writes, outcomes)
+    let planned = Planned {
+        outcomes,
+        accounts_after: book.into_accounts().collect(),
+        head_seq_after: chain.seq,
+        held_accounts_were_current: loaded_held_current,
+    };
+    (writes, planned)
 }
 
 fn seal_all(
@@ -519,35 +608,46 @@ mod tests {
         (Command::CreateTransfer(new), provenance)
     }
 
-    #[test]
-    fn a_rejected_command_fails_alone_and_the_others_chain_in_order() {
-        let head = StoredHead {
+    fn head_at(seq: u64, last_at: i64) -> StoredHead {
+        StoredHead {
             chain: ChainHead {
-                seq: 10,
-                hash: Hash32::sha256(b"head"),
+                seq,
+                hash: Hash32::sha256(&seq.to_be_bytes()),
             },
-            last_at: Timestamp::from_unix_micros(5_000),
-        };
-        let loaded = Loaded {
+            last_at: Timestamp::from_unix_micros(last_at),
+        }
+    }
+
+    fn loaded(head: StoredHead, accounts: Vec<Account>, held_accounts_are_current: bool) -> Loaded {
+        Loaded {
             head,
-            accounts: vec![
-                wallet(1, BalanceConstraint::DebitsMustNotExceedCredits, "10"),
-                wallet(2, BalanceConstraint::None, "0"),
-            ],
+            accounts,
+            held_accounts_are_current,
             transfers: vec![],
             due_for_expiry: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn a_rejected_command_fails_alone_and_the_others_chain_in_order() {
+        let head = head_at(10, 5_000);
+        let accounts = vec![
+            wallet(1, BalanceConstraint::DebitsMustNotExceedCredits, "10"),
+            wallet(2, BalanceConstraint::None, "0"),
+        ];
         let commands = vec![
             transfer(100, 1, 2, "6"),
             transfer(101, 1, 2, "6"),
             transfer(102, 1, 2, "4"),
         ];
-        let (writes, outcomes) = plan_batch(
+        let (writes, planned) = plan_batch(
             &ledger(),
-            loaded,
+            loaded(head, accounts, false),
             &commands,
             Timestamp::from_unix_micros(1_000),
+            &HashMap::new(),
         );
+        let outcomes = &planned.outcomes;
 
         assert!(matches!(
             outcomes[0],
@@ -610,33 +710,66 @@ mod tests {
             "10.00"
         );
         assert!(writes.new_accounts.is_empty() && writes.changed_transfers.is_empty());
+        assert_eq!(planned.head_seq_after, 12);
+        assert_eq!(
+            planned.accounts_after.len(),
+            2,
+            "the cache learns the committed balances"
+        );
     }
 
     #[test]
     fn a_batch_of_only_rejections_writes_nothing() {
-        let head = StoredHead {
-            chain: ChainHead {
-                seq: 3,
-                hash: Hash32::ZERO,
-            },
-            last_at: Timestamp::from_unix_micros(0),
-        };
-        let loaded = Loaded {
-            head,
-            accounts: vec![],
-            transfers: vec![],
-            due_for_expiry: vec![],
-        };
-        let (writes, outcomes) = plan_batch(
+        let (writes, planned) = plan_batch(
             &ledger(),
-            loaded,
+            loaded(head_at(3, 0), vec![], false),
             &[transfer(1, 1, 2, "1")],
             Timestamp::from_unix_micros(9),
+            &HashMap::new(),
         );
         assert!(matches!(
-            outcomes[0],
+            planned.outcomes[0],
             Outcome::Rejected(Rejection::AccountNotFound(_))
         ));
         assert!(writes.events.is_empty() && writes.head.is_none());
+        assert_eq!(planned.head_seq_after, 3);
+    }
+
+    #[test]
+    fn held_accounts_are_used_only_while_the_head_has_not_moved() {
+        let held: HashMap<AccountId, Account> = [
+            wallet(1, BalanceConstraint::DebitsMustNotExceedCredits, "10"),
+            wallet(2, BalanceConstraint::None, "0"),
+        ]
+        .into_iter()
+        .map(|account| (account.id, account))
+        .collect();
+        let commands = [transfer(100, 1, 2, "6")];
+        let (current, planned) = plan_batch(
+            &ledger(),
+            loaded(head_at(5, 0), vec![], true),
+            &commands,
+            Timestamp::from_unix_micros(9),
+            &held,
+        );
+        assert!(matches!(
+            planned.outcomes[0],
+            Outcome::Done { created: true, .. }
+        ));
+        assert_eq!(current.changed_accounts.len(), 2);
+
+        // The head moved: the storage loaded what it needed, and stale held copies are ignored.
+        let (_, planned) = plan_batch(
+            &ledger(),
+            loaded(head_at(6, 0), vec![], false),
+            &commands,
+            Timestamp::from_unix_micros(9),
+            &held,
+        );
+        assert!(matches!(
+            planned.outcomes[0],
+            Outcome::Rejected(Rejection::AccountNotFound(_))
+        ));
+        assert!(!planned.held_accounts_were_current);
     }
 }

@@ -105,6 +105,11 @@ impl Book {
         self.accounts.values()
     }
 
+    /// The accounts of this book, by value: for a caller that keeps them after the book is done.
+    pub fn into_accounts(self) -> impl Iterator<Item = Account> {
+        self.accounts.into_values()
+    }
+
     pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
         self.transfers.values()
     }

@@ -45,11 +45,36 @@ pub struct BatchNeeds {
     pub max_expiries: usize,
 }
 
+/// Accounts the caller already holds, as the journal left them at a given seq (the writer's
+/// cache of what it committed). They are not loaded again while the chain head is still there.
+pub trait HeldAccounts: Sync {
+    /// The head seq at which the held accounts are current; `None` when none are held.
+    fn current_at_seq(&self) -> Option<u64>;
+    fn holds(&self, id: AccountId) -> bool;
+}
+
+/// Holds nothing: everything is loaded.
+pub struct NoHeldAccounts;
+
+impl HeldAccounts for NoHeldAccounts {
+    fn current_at_seq(&self) -> Option<u64> {
+        None
+    }
+
+    fn holds(&self, _: AccountId) -> bool {
+        false
+    }
+}
+
 /// The locked state a batch starts from.
 #[derive(Debug)]
 pub struct Loaded {
     pub head: StoredHead,
+    /// The accounts loaded from the database: all those needed but the held ones, when
+    /// `held_accounts_are_current`.
     pub accounts: Vec<Account>,
+    /// Whether the held accounts are still current (the head has not moved since).
+    pub held_accounts_are_current: bool,
     pub transfers: Vec<Transfer>,
     /// Pending transfers past their deadline, in expiry order (also in `transfers`).
     pub due_for_expiry: Vec<TransferId>,
@@ -75,10 +100,11 @@ impl Storage {
         &self,
         ledger_id: i32,
         needs: &BatchNeeds,
+        held: &dyn HeldAccounts,
         decide: impl FnOnce(Loaded) -> (BatchWrites, R),
     ) -> Result<R, StorageError> {
         let client = self.client().await?;
-        let outcome = run_in_transaction(&client, ledger_id, needs, decide).await;
+        let outcome = run_in_transaction(&client, ledger_id, needs, held, decide).await;
         if outcome.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
             // The connection's state is unknown: keep it out of the pool.
             drop(deadpool_postgres::Object::take(client));
@@ -91,10 +117,11 @@ async fn run_in_transaction<R>(
     client: &deadpool_postgres::Object,
     ledger_id: i32,
     needs: &BatchNeeds,
+    held: &dyn HeldAccounts,
     decide: impl FnOnce(Loaded) -> (BatchWrites, R),
 ) -> Result<R, StorageError> {
     let mut phase = PhaseTimer::start();
-    let loaded = lock_and_load(client, ledger_id, needs).await?;
+    let loaded = lock_and_load(client, ledger_id, needs, held).await?;
     phase.record("lock_and_load");
     let (writes, result) = decide(loaded);
     phase.record("decide");
@@ -129,9 +156,16 @@ async fn lock_and_load(
     client: &deadpool_postgres::Object,
     ledger_id: i32,
     needs: &BatchNeeds,
+    held: &dyn HeldAccounts,
 ) -> Result<Loaded, StorageError> {
     let statements = LoadStatements::prepare(client).await?;
-    let named_ids: Vec<Uuid> = needs.account_ids.iter().map(AccountId::as_uuid).collect();
+    let is_held = |id: &AccountId| held.current_at_seq().is_some() && held.holds(*id);
+    let named_ids: Vec<Uuid> = needs
+        .account_ids
+        .iter()
+        .filter(|id| !is_held(id))
+        .map(AccountId::as_uuid)
+        .collect();
     let codes: Vec<&str> = needs
         .account_codes
         .iter()
@@ -188,15 +222,19 @@ async fn lock_and_load(
             .filter(|transfer| !needs.transfer_ids.contains(&transfer.id)),
     );
 
-    // A second round trip only for accounts reached through loaded transfers (post, void,
-    // reverse, expiry), locked last, by id.
+    // A second round trip only for accounts neither loaded nor held: those reached through
+    // loaded transfers (post, void, reverse, expiry), and all held ones when the head moved
+    // (another process wrote this ledger). Locked last, by id.
+    let held_accounts_are_current = held.current_at_seq() == Some(head.chain.seq);
     let loaded: BTreeSet<AccountId> = accounts.iter().map(|account| account.id).collect();
-    let reached: BTreeSet<AccountId> = transfers
+    let mut wanted: BTreeSet<AccountId> = transfers
         .iter()
         .flat_map(|transfer| [transfer.debit_account_id, transfer.credit_account_id])
         .collect();
-    let missing: Vec<Uuid> = reached
-        .difference(&loaded)
+    wanted.extend(needs.account_ids.iter().copied());
+    let missing: Vec<Uuid> = wanted
+        .iter()
+        .filter(|id| !loaded.contains(id) && !(held_accounts_are_current && held.holds(**id)))
         .map(AccountId::as_uuid)
         .collect();
     if !missing.is_empty() {
@@ -208,6 +246,7 @@ async fn lock_and_load(
     Ok(Loaded {
         head,
         accounts,
+        held_accounts_are_current,
         transfers,
         due_for_expiry,
     })
