@@ -234,7 +234,7 @@ async fn lock_and_load(
     wanted.extend(needs.account_ids.iter().copied());
     let missing: Vec<Uuid> = wanted
         .iter()
-        .filter(|id| !loaded.contains(id) && !(held_accounts_are_current && held.holds(**id)))
+        .filter(|id| !(loaded.contains(id) || held_accounts_are_current && held.holds(**id)))
         .map(AccountId::as_uuid)
         .collect();
     if !missing.is_empty() {

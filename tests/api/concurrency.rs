@@ -207,15 +207,35 @@ async fn an_instance_never_decides_on_balances_another_instance_has_changed() {
     let first = spawn_app().await;
     let second = spawn_app_on(first.database.clone()).await;
     first.create_ledger("main").await;
-    let world = first.open_account("main", "world", json!({"normal_side": "debit"})).await;
-    let wallet = first.open_account("main", "wallet", json!({"debits_must_not_exceed_credits": true})).await;
+    let world = first
+        .open_account("main", "world", json!({"normal_side": "debit"}))
+        .await;
+    let wallet = first
+        .open_account(
+            "main",
+            "wallet",
+            json!({"debits_must_not_exceed_credits": true}),
+        )
+        .await;
     // The first instance now holds the wallet at 10.00 in its writer's cache...
-    assert_eq!(first.transfer("main", world, wallet, "10.00").await.status, StatusCode::CREATED);
+    assert_eq!(
+        first.transfer("main", world, wallet, "10.00").await.status,
+        StatusCode::CREATED
+    );
     // ...the second spends it all...
-    assert_eq!(second.transfer("main", wallet, world, "10.00").await.status, StatusCode::CREATED);
+    assert_eq!(
+        second.transfer("main", wallet, world, "10.00").await.status,
+        StatusCode::CREATED
+    );
     // ...so the first must see an empty wallet, not its cached 10.00.
     let overdraft = first.transfer("main", wallet, world, "1.00").await;
-    assert_eq!((overdraft.status, overdraft.code()), (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds"));
-    assert_eq!(first.account("main", wallet).await["posted_balance"], "0.00");
+    assert_eq!(
+        (overdraft.status, overdraft.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_funds")
+    );
+    assert_eq!(
+        first.account("main", wallet).await["posted_balance"],
+        "0.00"
+    );
     assert_journal_reproduces_the_ledger(&first, "main").await;
 }
