@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::http::state::Limits;
-use crate::startup::{Database, Settings};
+use std::num::NonZeroU32;
+
+use crate::startup::{Database, SecuritySettings, Settings};
 use crate::storage::PoolSettings;
 use crate::writer::WriterSettings;
 
@@ -79,6 +81,18 @@ pub struct ServeArgs {
     /// Database connections reserved for the ledgers' writers.
     #[arg(long, env = "LEDGER_WRITER_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub writer_pool_size: u16,
+    /// If set and no admin key exists, this token becomes the first admin key.
+    #[arg(long, env = "LEDGER_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
+    pub bootstrap_admin_key: Option<String>,
+    /// Requests per second allowed per API key (429 above it).
+    #[arg(long, env = "LEDGER_RATE_LIMIT_PER_SECOND", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_second: u32,
+    /// Requests an API key may send at once above its rate.
+    #[arg(long, env = "LEDGER_RATE_LIMIT_BURST", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
+    /// Hours idempotency records are kept for replays.
+    #[arg(long, env = "LEDGER_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(1..))]
+    pub idempotency_retention_hours: u32,
     /// Seconds to finish accepted requests after a shutdown signal.
     #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
@@ -112,6 +126,14 @@ impl ServeArgs {
             },
             http_workers: self.http_workers,
             shutdown_timeout_seconds: self.shutdown_timeout_seconds,
+            security: SecuritySettings {
+                bootstrap_admin_key: self.bootstrap_admin_key.clone(),
+                rate_limit_per_second: NonZeroU32::new(self.rate_limit_per_second)
+                    .ok_or("LEDGER_RATE_LIMIT_PER_SECOND must be positive")?,
+                rate_limit_burst: NonZeroU32::new(self.rate_limit_burst)
+                    .ok_or("LEDGER_RATE_LIMIT_BURST must be positive")?,
+                idempotency_retention_hours: self.idempotency_retention_hours,
+            },
         })
     }
 }

@@ -3,8 +3,12 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ledger::audit::Hash32;
 use ledger::config::{DatabaseArgs, ServeArgs};
+use ledger::domain::LedgerName;
+use ledger::http::auth::generate_token;
 use ledger::startup::{open_database, Application};
+use ledger::storage::keys::{ApiKey, Role};
 use ledger::storage::Storage;
 
 /// mimalloc: the write path makes many small, short-lived allocations on several threads, where
@@ -31,6 +35,30 @@ enum Commands {
     Migrate(DatabaseArgs),
     /// Print the OpenAPI document (the source of openapi/openapi.json).
     Openapi,
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print its token (shown once).
+    Create(CreateKeyArgs),
+}
+
+#[derive(clap::Args)]
+struct CreateKeyArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// admin, writer, reader or auditor.
+    #[arg(long)]
+    role: String,
+    /// A label for people.
+    #[arg(long, default_value = "created with ledger keys create")]
+    name: String,
+    /// Restrict the key to this ledger (repeatable); none: every ledger.
+    #[arg(long = "ledger")]
+    ledgers: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +72,7 @@ fn main() -> ExitCode {
         match cli.command {
             Commands::Serve(args) => serve(&args).await,
             Commands::Migrate(args) => migrate(&args).await,
+            Commands::Keys(KeysCommand::Create(args)) => create_key(&args).await,
             Commands::Openapi => {
                 let document = ledger::http::openapi()
                     .to_pretty_json()
@@ -73,6 +102,60 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
         .run_until_stopped()
         .await
         .map_err(|error| error.to_string())
+}
+
+async fn create_key(args: &CreateKeyArgs) -> Result<(), String> {
+    let role = Role::parse(&args.role).ok_or_else(|| {
+        format!(
+            "--role must be admin, writer, reader or auditor, got {:?}",
+            args.role
+        )
+    })?;
+    let ledgers = if args.ledgers.is_empty() {
+        None
+    } else {
+        Some(
+            args.ledgers
+                .iter()
+                .map(|name| LedgerName::parse(name))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let (config, embedded) = open_database(&args.database.database()?)
+        .await
+        .map_err(|error| error.to_string())?;
+    let result = async {
+        let storage = Storage::migrate_and_connect(config, args.database.pool())
+            .await
+            .map_err(|error| error.to_string())?;
+        let token = generate_token();
+        let key = ApiKey {
+            id: uuid::Uuid::now_v7(),
+            name: args.name.clone(),
+            role,
+            ledgers,
+            token_sha256: Hash32::sha256(token.as_bytes()),
+            created_at: ledger::writer::now(),
+            created_by: "cli".into(),
+            revoked_at: None,
+        };
+        storage
+            .insert_api_key(&key)
+            .await
+            .map_err(|error| error.to_string())?;
+        println!("{token}");
+        eprintln!(
+            "created {} key {} (the token above is shown once)",
+            role.as_str(),
+            key.id
+        );
+        Ok(())
+    }
+    .await;
+    if let Some(cluster) = embedded {
+        cluster.stop().map_err(|error| error.to_string())?;
+    }
+    result
 }
 
 async fn migrate(args: &DatabaseArgs) -> Result<(), String> {

@@ -9,8 +9,11 @@ use actix_web::dev::Server;
 use actix_web::{web, HttpServer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::audit::Hash32;
 use crate::embedded::{Durability, EmbeddedCluster, EmbeddedError};
+use crate::http::auth::{generate_token, token_is_well_formed, KeyDirectory, RateLimits};
 use crate::http::state::{AppState, LedgerDirectory, Limits};
+use crate::storage::keys::{ApiKey, Role};
 use crate::storage::{PoolSettings, Storage, StorageError};
 use crate::writer::{WriterSettings, Writers};
 
@@ -34,6 +37,30 @@ pub struct Settings {
     pub http_workers: usize,
     /// Seconds to finish accepted requests on shutdown.
     pub shutdown_timeout_seconds: u64,
+    pub security: SecuritySettings,
+}
+
+/// API keys, rate limits and idempotency retention (§6, §9).
+#[derive(Clone, Debug)]
+pub struct SecuritySettings {
+    /// If set and no admin key exists, this token becomes the first admin key.
+    pub bootstrap_admin_key: Option<String>,
+    /// Requests per second per API key, and the burst allowed above it.
+    pub rate_limit_per_second: std::num::NonZeroU32,
+    pub rate_limit_burst: std::num::NonZeroU32,
+    /// How long idempotency records are kept (the journal keeps keys forever).
+    pub idempotency_retention_hours: u32,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> SecuritySettings {
+        SecuritySettings {
+            bootstrap_admin_key: None,
+            rate_limit_per_second: std::num::NonZeroU32::new(10_000).expect("positive"),
+            rate_limit_burst: std::num::NonZeroU32::new(20_000).expect("positive"),
+            idempotency_retention_hours: 7 * 24,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +69,8 @@ pub enum StartupError {
     Embedded(#[from] EmbeddedError),
     #[error("database: {0}")]
     Storage(#[from] StorageError),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -103,13 +132,91 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// The first admin key (§9): `LEDGER_BOOTSTRAP_ADMIN_KEY` when set, or, in dev mode (the embedded
+/// database), a new key printed once on standard output. Nothing when an admin key exists.
+pub async fn bootstrap_admin_key(
+    storage: &Storage,
+    security: &SecuritySettings,
+    dev_mode: bool,
+) -> Result<(), StartupError> {
+    if storage.has_admin_key().await? {
+        return Ok(());
+    }
+    let (token, created_by) = match &security.bootstrap_admin_key {
+        Some(token) if token_is_well_formed(token) => (token.clone(), "bootstrap"),
+        Some(_) => {
+            return Err(StartupError::Config(
+                "LEDGER_BOOTSTRAP_ADMIN_KEY must be 32 to 256 visible ASCII characters".into(),
+            ))
+        }
+        None if dev_mode => (generate_token(), "dev-mode"),
+        None => {
+            tracing::warn!(
+                "no admin API key exists: create one with `ledger keys create --role admin`"
+            );
+            return Ok(());
+        }
+    };
+    let key = ApiKey {
+        id: uuid::Uuid::now_v7(),
+        name: "first admin".into(),
+        role: Role::Admin,
+        ledgers: None,
+        token_sha256: Hash32::sha256(token.as_bytes()),
+        created_at: crate::writer::now(),
+        created_by: created_by.into(),
+        revoked_at: None,
+    };
+    storage.insert_api_key(&key).await?;
+    if created_by == "dev-mode" {
+        println!("Admin API key (dev mode, shown once): {token}");
+    }
+    tracing::info!(key_id = %key.id, "created the first admin API key ({created_by})");
+    Ok(())
+}
+
+/// Purges idempotency records past their retention, every ten minutes, for as long as the
+/// process runs. The journal keeps every key; only the replay records go.
+fn spawn_idempotency_purge(storage: Storage, retention_hours: u32) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            interval.tick().await;
+            let retention_micros = i64::from(retention_hours) * 3_600_000_000;
+            let cutoff = crate::domain::Timestamp::from_unix_micros(
+                crate::writer::now().unix_micros() - retention_micros,
+            );
+            match storage.purge_idempotency_records(cutoff, 10_000).await {
+                Ok(0) => {}
+                Ok(count) => {
+                    tracing::info!(count, "purged idempotency records past their retention")
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "idempotency purge failed; will retry")
+                }
+            }
+        }
+    });
+}
+
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
         let (config, embedded) = open_database(&settings.database).await?;
         let storage = Storage::migrate_and_connect(config, settings.pool.clone()).await?;
         let write_storage = storage.writers_pool(settings.writer.max_connections)?;
         let writers = Arc::new(Writers::new(write_storage, settings.writer.clone()));
+        let dev_mode = embedded.is_some();
+        bootstrap_admin_key(&storage, &settings.security, dev_mode).await?;
+        spawn_idempotency_purge(
+            storage.clone(),
+            settings.security.idempotency_retention_hours,
+        );
         let state = web::Data::new(AppState {
+            keys: KeyDirectory::new(storage.clone()),
+            rate_limits: RateLimits::new(
+                settings.security.rate_limit_per_second,
+                settings.security.rate_limit_burst,
+            ),
             ledgers: LedgerDirectory::new(storage.clone()),
             storage,
             writers: writers.clone(),

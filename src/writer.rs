@@ -12,9 +12,11 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::audit::Hash32;
 use crate::audit::{ChainHead, Provenance};
 use crate::domain::*;
 use crate::storage::batch::{BatchNeeds, BatchWrites, HeldAccounts, Loaded};
+use crate::storage::idempotency::{IdempotencyRecord, IdempotencyScope, StoredResponse};
 use crate::storage::{LedgerRecord, Storage, StorageError, StoredHead};
 
 #[derive(Clone, Debug)]
@@ -73,10 +75,34 @@ pub enum WriteError {
     Stopped,
 }
 
+/// What makes a write idempotent (§6): its scope, its fingerprint, and how to render its outcome
+/// as the response recorded with the effect (the HTTP layer renders; the writer records).
+pub struct IdempotentWrite {
+    pub scope: IdempotencyScope,
+    pub fingerprint: Hash32,
+    pub render: Box<dyn Fn(&Outcome) -> StoredResponse + Send + Sync>,
+}
+
+/// What a submitted command gets back.
+// Moved once per request from the writer to its handler; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// Applied or refused; the caller renders the outcome (no Idempotency-Key).
+    Decided(Outcome),
+    /// Applied or refused, and recorded under its Idempotency-Key in the same transaction.
+    Recorded(StoredResponse),
+    /// The key was used before for the same request: the original response.
+    Replayed(StoredResponse),
+    /// The key was used before for a different request.
+    KeyReused,
+}
+
 struct Job {
     command: Command,
     provenance: Provenance,
-    reply: oneshot::Sender<Result<Outcome, WriteError>>,
+    idempotency: Option<IdempotentWrite>,
+    reply: oneshot::Sender<Result<Answer, WriteError>>,
 }
 
 /// Reads the wall clock for the writer: the only clock of the write path.
@@ -117,11 +143,13 @@ impl Writers {
         ledger: &LedgerRecord,
         command: Command,
         provenance: Provenance,
-    ) -> Result<Outcome, WriteError> {
+        idempotency: Option<IdempotentWrite>,
+    ) -> Result<Answer, WriteError> {
         let (reply, answer) = oneshot::channel();
         let mut job = Job {
             command,
             provenance,
+            idempotency,
             reply,
         };
         for _attempt in 0..2 {
@@ -245,30 +273,26 @@ async fn run_batch(
 ) {
     let started = std::time::Instant::now();
     let clock = now();
-    let commands: Vec<(Command, Provenance)> = jobs
-        .iter()
-        .map(|job| (job.command.clone(), job.provenance.clone()))
-        .collect();
-    let mut needs = needs_of(commands.iter().map(|(command, _)| command));
+    let mut needs = needs_of(jobs.iter().map(|job| &job.command));
     needs.expire_due_at = Some(clock);
     needs.max_expiries = settings.max_expiries_per_batch;
+    needs.idempotency_scopes = jobs
+        .iter()
+        .filter_map(|job| job.idempotency.as_ref().map(|write| write.scope.clone()))
+        .collect();
     let held: &AccountCache = cache;
     let result = storage
         .run_batch(ledger.id, &needs, held, |loaded| {
-            let current = loaded.held_accounts_are_current;
-            let (writes, planned) = plan_batch(ledger, loaded, &commands, clock, &held.accounts);
-            debug_assert_eq!(planned.held_accounts_were_current, current);
-            (writes, planned)
+            decide_batch(ledger, loaded, &jobs, clock, &held.accounts)
         })
         .await;
     metrics::histogram!("ledger_batch_commands").record(jobs.len() as f64);
     metrics::histogram!("ledger_batch_seconds").record(started.elapsed().as_secs_f64());
     match result {
-        Ok(mut planned) => {
-            let outcomes = std::mem::take(&mut planned.outcomes);
+        Ok((answers, planned)) => {
             cache.refresh(planned);
-            for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                let _ = job.reply.send(Ok(outcome));
+            for (job, answer) in jobs.into_iter().zip(answers) {
+                let _ = job.reply.send(Ok(answer));
             }
         }
         Err(error) => {
@@ -280,6 +304,114 @@ async fn run_batch(
             }
         }
     }
+}
+
+/// How a job is handled in its batch, once its idempotency scope is known.
+enum Triage {
+    Execute,
+    Replay(StoredResponse),
+    KeyReused,
+    /// Same scope as an earlier job of this batch: answered like it, if the request is the same.
+    SameScopeAs {
+        earlier: usize,
+    },
+}
+
+fn triage(jobs: &[Job], records: &[IdempotencyRecord]) -> Vec<Triage> {
+    let mut first_with_scope: HashMap<&IdempotencyScope, usize> = HashMap::new();
+    jobs.iter()
+        .enumerate()
+        .map(|(index, job)| {
+            let Some(write) = &job.idempotency else {
+                return Triage::Execute;
+            };
+            if let Some(record) = records.iter().find(|record| record.scope == write.scope) {
+                return if record.fingerprint == write.fingerprint {
+                    Triage::Replay(record.response.clone())
+                } else {
+                    Triage::KeyReused
+                };
+            }
+            match first_with_scope.get(&write.scope) {
+                Some(earlier) => Triage::SameScopeAs { earlier: *earlier },
+                None => {
+                    first_with_scope.insert(&write.scope, index);
+                    Triage::Execute
+                }
+            }
+        })
+        .collect()
+}
+
+/// Decides a batch: replays what was decided before, plans the rest, renders and records the
+/// responses of idempotent jobs. Runs inside the batch's transaction, scopes locked.
+fn decide_batch(
+    ledger: &LedgerRecord,
+    mut loaded: Loaded,
+    jobs: &[Job],
+    clock: Timestamp,
+    held: &HashMap<AccountId, Account>,
+) -> (BatchWrites, (Vec<Answer>, Planned)) {
+    let records = std::mem::take(&mut loaded.idempotency_records);
+    let triage = triage(jobs, &records);
+    let executed: Vec<usize> = (0..jobs.len())
+        .filter(|index| matches!(triage[*index], Triage::Execute))
+        .collect();
+    let commands: Vec<(Command, Provenance)> = executed
+        .iter()
+        .map(|index| {
+            (
+                jobs[*index].command.clone(),
+                jobs[*index].provenance.clone(),
+            )
+        })
+        .collect();
+    let (mut writes, mut planned) = plan_batch(ledger, loaded, &commands, clock, held);
+
+    let mut answers: Vec<Option<Answer>> = vec![None; jobs.len()];
+    for (index, outcome) in executed
+        .into_iter()
+        .zip(std::mem::take(&mut planned.outcomes))
+    {
+        answers[index] = Some(match &jobs[index].idempotency {
+            None => Answer::Decided(outcome),
+            Some(write) => {
+                let response = (write.render)(&outcome);
+                writes.idempotency_records.push(IdempotencyRecord {
+                    scope: write.scope.clone(),
+                    fingerprint: write.fingerprint,
+                    response: response.clone(),
+                    created_at: clock,
+                });
+                Answer::Recorded(response)
+            }
+        });
+    }
+    for (index, decision) in triage.into_iter().enumerate() {
+        let answer = match decision {
+            Triage::Execute => continue,
+            Triage::Replay(response) => Answer::Replayed(response),
+            Triage::KeyReused => Answer::KeyReused,
+            Triage::SameScopeAs { earlier } => match (
+                &answers[earlier],
+                &jobs[earlier].idempotency,
+                &jobs[index].idempotency,
+            ) {
+                (Some(Answer::Recorded(response)), Some(first), Some(this))
+                    if first.fingerprint == this.fingerprint =>
+                {
+                    Answer::Replayed(response.clone())
+                }
+                _ => Answer::KeyReused,
+            },
+        };
+        answers[index] = Some(answer);
+    }
+    let answers = answers
+        .into_iter()
+        .map(|answer| answer.expect("every job answered"))
+        .collect();
+    (writes, (answers, planned))
 }
 
 fn describe(error: &StorageError) -> String {
@@ -549,6 +681,7 @@ fn writes_for(
         postings,
         head: (!events.is_empty()).then_some(head),
         events,
+        idempotency_records: Vec::new(),
     }
 }
 
@@ -625,6 +758,7 @@ mod tests {
             held_accounts_are_current,
             transfers: vec![],
             due_for_expiry: vec![],
+            idempotency_records: vec![],
         }
     }
 

@@ -1,25 +1,29 @@
 //! `/v1/ledgers/{ledger}/accounts`: open, get, list.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
-use super::context::RequestContext;
+use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::{AccountBody, OpenAccountRequest, PageBody};
 use super::paging::{decode_cursor, encode_cursor, page_size, PageQuery};
 use super::problem::{ApiError, Problem};
-use super::respond::{path_uuid, respond, Intent};
+use super::respond::{path_uuid, Intent};
 use super::state::AppState;
+use super::write::submit;
+use super::IdempotencyKeyHeader;
 use crate::domain::{AccountId, Command};
 
 /// Open an account. With a client-chosen `id`, a retry with the same fields returns it (200).
 #[utoipa::path(
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger name")),
+    params(("ledger" = String, Path, description = "Ledger name"), IdempotencyKeyHeader),
     request_body = OpenAccountRequest,
     responses(
         (status = 201, description = "Opened", body = AccountBody),
         (status = 200, description = "The same account, opened before with this id", body = AccountBody),
         (status = 400, description = "Malformed request", body = Problem),
         (status = 404, description = "`ledger_not_found`", body = Problem),
+        (status = 401, description = "`unauthenticated`, `invalid_api_key`", body = Problem),
+        (status = 403, description = "`forbidden`, `ledger_forbidden`", body = Problem),
         (status = 409, description = "`account_code_taken`, `account_exists_with_different_fields`", body = Problem),
         (status = 422, description = "`unknown_currency`", body = Problem),
     )
@@ -28,22 +32,23 @@ use crate::domain::{AccountId, Command};
 pub async fn open_account(
     state: web::Data<AppState>,
     context: RequestContext,
+    request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<OpenAccountRequest>,
+    body: BodyBytes,
 ) -> Result<HttpResponse, ApiError> {
     let ledger = state.ledgers.get(&path).await?;
-    let new_account = body
-        .into_inner()
-        .into_new_account(&ledger, uuid::Uuid::now_v7())?;
-    let outcome = state
-        .writers
-        .submit(
-            &ledger,
-            Command::OpenAccount(new_account),
-            context.provenance(None),
-        )
-        .await?;
-    respond(&ledger.name, outcome, Intent::Create)
+    let (body, canonical): (OpenAccountRequest, _) = parse_json_body(&request, &body, false)?;
+    let claim = context.claim(&canonical, body.id.is_some())?;
+    let new_account = body.into_new_account(&ledger, uuid::Uuid::now_v7())?;
+    submit(
+        &state,
+        &ledger,
+        &context,
+        claim,
+        Command::OpenAccount(new_account),
+        Intent::Create,
+    )
+    .await
 }
 
 #[utoipa::path(

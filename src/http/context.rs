@@ -1,28 +1,96 @@
-//! Who is asking, under which request id: what every write records as its provenance.
+//! Who is asking, under which request id and Idempotency-Key: what every write records as its
+//! provenance, and what makes it idempotent (§6).
 
 use std::future::{ready, Ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
+use super::auth::Caller;
 use super::problem::ApiError;
 use super::request_id::RequestId;
-use crate::audit::Provenance;
+use crate::audit::{Hash32, Provenance};
+use crate::storage::idempotency::IdempotencyScope;
 
-/// The caller of a request and its request id.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// The authenticated caller of a request, its request id, and its Idempotency-Key.
 #[derive(Clone, Debug)]
 pub struct RequestContext {
-    pub actor: String,
+    pub caller: Caller,
     pub request_id: String,
+    pub idempotency_key: Option<String>,
+    method: String,
+    path: String,
+}
+
+/// A scope and fingerprint: what identifies an idempotent request.
+#[derive(Clone, Debug)]
+pub struct IdempotencyClaim {
+    pub scope: IdempotencyScope,
+    pub fingerprint: Hash32,
 }
 
 impl RequestContext {
-    pub fn provenance(&self, idempotency_key: Option<String>) -> Provenance {
+    pub fn provenance(&self) -> Provenance {
         Provenance {
-            actor: self.actor.clone(),
+            actor: self.caller.actor(),
             request_id: Some(self.request_id.clone()),
-            idempotency_key,
+            idempotency_key: self.idempotency_key.clone(),
         }
     }
+
+    /// The claim of a state-changing request. Without an Idempotency-Key the request needs a
+    /// client-supplied id (`has_natural_key`), which then serves as its key: `None`.
+    pub fn claim(
+        &self,
+        canonical_body: &Value,
+        has_natural_key: bool,
+    ) -> Result<Option<IdempotencyClaim>, ApiError> {
+        match &self.idempotency_key {
+            Some(key) => Ok(Some(IdempotencyClaim {
+                scope: IdempotencyScope { api_key_id: self.caller.key.id, key: key.clone() },
+                fingerprint: fingerprint(&self.method, &self.path, canonical_body),
+            })),
+            None if has_natural_key => Ok(None),
+            None => Err(ApiError::bad_request(
+                "idempotency_key_required",
+                "a state-changing request needs an Idempotency-Key header (or a client-supplied id in its body)",
+            )),
+        }
+    }
+}
+
+/// SHA-256 over the method, the path and the RFC 8785 form of the body: two requests are the
+/// same request when these are equal, whatever the body's key order or spacing.
+pub fn fingerprint(method: &str, path: &str, canonical_body: &Value) -> Hash32 {
+    let body =
+        serde_json_canonicalizer::to_vec(canonical_body).expect("a JSON value canonicalises");
+    let mut bytes = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
+    bytes.extend_from_slice(method.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(path.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&body);
+    Hash32::sha256(&bytes)
+}
+
+fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::bad_request("invalid_idempotency_key", format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} printable ASCII characters"))
+    };
+    let text = value.to_str().map_err(|_| invalid())?;
+    let printable = text.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    if text.is_empty() || text.len() > MAX_IDEMPOTENCY_KEY_BYTES || !printable {
+        return Err(invalid());
+    }
+    Ok(Some(text.to_owned()))
 }
 
 impl FromRequest for RequestContext {
@@ -30,14 +98,99 @@ impl FromRequest for RequestContext {
     type Future = Ready<Result<RequestContext, ApiError>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.0.clone())
-            .unwrap_or_default();
-        ready(Ok(RequestContext {
-            actor: "anonymous".to_owned(),
-            request_id,
-        }))
+        let context = || -> Result<RequestContext, ApiError> {
+            Ok(RequestContext {
+                caller: request
+                    .extensions()
+                    .get::<Caller>()
+                    .cloned()
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            actix_web::http::StatusCode::UNAUTHORIZED,
+                            "unauthenticated",
+                            "this route needs an API key",
+                        )
+                    })?,
+                request_id: request
+                    .extensions()
+                    .get::<RequestId>()
+                    .map(|id| id.0.clone())
+                    .unwrap_or_default(),
+                idempotency_key: idempotency_key(request)?,
+                method: request.method().to_string(),
+                path: request.path().to_owned(),
+            })
+        };
+        ready(context())
+    }
+}
+
+/// Parses a JSON body into `T`, keeping the parsed value for the fingerprint. An empty body reads
+/// as `{}` where `empty_is_object`, for actions whose fields are all optional.
+pub fn parse_json_body<T: DeserializeOwned>(
+    request: &HttpRequest,
+    body: &[u8],
+    empty_is_object: bool,
+) -> Result<(T, Value), ApiError> {
+    let value = if body.is_empty() && empty_is_object {
+        Value::Object(Default::default())
+    } else {
+        let is_json = request
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be application/json",
+            ));
+        }
+        serde_json::from_slice::<Value>(body)
+            .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?
+    };
+    let parsed = T::deserialize(&value)
+        .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
+    Ok((parsed, value))
+}
+
+/// A request body read whole, within `LEDGER_MAX_BODY_BYTES`: over it, `413 body_too_large`.
+pub struct BodyBytes(pub actix_web::web::Bytes);
+
+impl std::ops::Deref for BodyBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromRequest for BodyBytes {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<BodyBytes, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let bytes = actix_web::web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            bytes.await.map(BodyBytes).map_err(|error| {
+                match error.as_error::<actix_web::error::PayloadError>() {
+                    Some(actix_web::error::PayloadError::Overflow) => ApiError::new(
+                        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is larger than the service accepts",
+                    ),
+                    _ => ApiError::bad_request(
+                        "invalid_body",
+                        format!("the request body could not be read: {error}"),
+                    ),
+                }
+            })
+        })
     }
 }

@@ -2,60 +2,100 @@
 
 use std::sync::Arc;
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
-use super::context::RequestContext;
+use super::auth::Caller;
+use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::{CreateLedgerRequest, LedgerBody, PageBody};
 use super::paging::{decode_cursor, encode_cursor, page_size, PageQuery};
 use super::problem::{ApiError, Problem};
+use super::respond::{json_response, key_reused, send};
 use super::state::AppState;
+use super::IdempotencyKeyHeader;
 use crate::audit::ChainHead;
 use crate::domain::Book;
-use crate::storage::StorageError;
+use crate::storage::idempotency::{Claim, Idempotent};
+use crate::storage::{LedgerRecord, NewLedgerRow, StorageError};
 
 /// Create a ledger. Its first journal event, `ledger_created`, is seq 1.
 #[utoipa::path(
     tag = "ledgers",
+    params(IdempotencyKeyHeader),
     request_body = CreateLedgerRequest,
     responses(
         (status = 201, description = "Created", body = LedgerBody),
-        (status = 400, description = "Malformed request", body = Problem),
+        (status = 400, description = "Malformed request, `idempotency_key_required`", body = Problem),
+        (status = 401, description = "`unauthenticated`, `invalid_api_key`", body = Problem),
+        (status = 403, description = "`forbidden`, `ledger_forbidden`", body = Problem),
         (status = 409, description = "`ledger_exists`", body = Problem),
+        (status = 422, description = "`idempotency_key_reused`", body = Problem),
     )
 )]
 #[post("/v1/ledgers")]
 pub async fn create_ledger(
     state: web::Data<AppState>,
     context: RequestContext,
-    body: web::Json<CreateLedgerRequest>,
+    request: HttpRequest,
+    body: BodyBytes,
 ) -> Result<HttpResponse, ApiError> {
-    let new_ledger = body.into_inner().into_new_ledger()?;
+    let (body, canonical): (CreateLedgerRequest, _) = parse_json_body(&request, &body, false)?;
+    let claim = context.claim(&canonical, false)?;
+    let new_ledger = body.into_new_ledger()?;
+    if !context.caller.key.covers(new_ledger.name.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ledger_forbidden",
+            format!(
+                "this API key does not cover ledger {:?}",
+                new_ledger.name.as_str()
+            ),
+        ));
+    }
     let (name, assets, metadata) = (
         new_ledger.name.clone(),
         new_ledger.assets.clone(),
         new_ledger.metadata.clone(),
     );
-    let (book, genesis) = Book::genesis(new_ledger, crate::writer::now())?;
+    let at = crate::writer::now();
+    let (book, genesis) = Book::genesis(new_ledger, at)?;
     let mut chain = ChainHead::GENESIS;
-    let event = chain.seal(book.name(), &genesis, &context.provenance(None));
-    let ledger = match state
+    let event = chain.seal(book.name(), &genesis, &context.provenance());
+    let claim = claim.map(|claim| Claim {
+        scope: claim.scope,
+        fingerprint: claim.fingerprint,
+        at,
+    });
+    let row = NewLedgerRow {
+        name: &name,
+        assets: &assets,
+        metadata: &metadata,
+    };
+    let render = |ledger: &LedgerRecord| {
+        json_response(
+            StatusCode::CREATED,
+            Some(format!("/v1/ledgers/{}", ledger.name)),
+            &LedgerBody::from(ledger),
+        )
+    };
+    match state
         .storage
-        .create_ledger(&name, &assets, &metadata, &event)
+        .create_ledger(&row, &event, claim.as_ref(), render)
         .await
     {
-        Err(StorageError::LedgerExists(name)) => {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::CONFLICT,
-                "ledger_exists",
-                format!("a ledger named {name} already exists"),
-            ));
+        Ok(Idempotent::Applied((ledger, response))) => {
+            state.ledgers.remember(Arc::new(ledger));
+            Ok(send(&response, false))
         }
-        other => Arc::new(other?),
-    };
-    state.ledgers.remember(ledger.clone());
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/v1/ledgers/{}", ledger.name)))
-        .json(LedgerBody::from(ledger.as_ref())))
+        Ok(Idempotent::Replayed(response)) => Ok(send(&response, true)),
+        Ok(Idempotent::KeyReused) => Err(key_reused()),
+        Err(StorageError::LedgerExists(name)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ledger_exists",
+            format!("a ledger named {name} already exists"),
+        )),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// List ledgers, oldest first.
@@ -67,6 +107,7 @@ pub async fn create_ledger(
 #[get("/v1/ledgers")]
 pub async fn list_ledgers(
     state: web::Data<AppState>,
+    caller: Caller,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_size(query.limit, &state.limits)?;
@@ -74,8 +115,13 @@ pub async fn list_ledgers(
         .storage
         .ledgers_page(decode_cursor(query.cursor.as_deref())?, limit)
         .await?;
+    // A key scoped to some ledgers sees only those (pages may then hold fewer items).
+    let visible = page
+        .items
+        .iter()
+        .filter(|ledger| caller.key.covers(ledger.name.as_str()));
     Ok(HttpResponse::Ok().json(PageBody {
-        data: page.items.iter().map(LedgerBody::from).collect(),
+        data: visible.map(LedgerBody::from).collect(),
         next_cursor: page.next_after.map(encode_cursor),
     }))
 }

@@ -2,9 +2,11 @@
 //! commands, hand them to the ledger's writer or read from storage, and render the outcome.
 
 pub mod accounts;
+pub mod auth;
 pub mod context;
 pub mod dto;
 pub mod journal;
+pub mod keys;
 pub mod ledgers;
 pub mod operations;
 pub mod paging;
@@ -13,11 +15,11 @@ pub mod request_id;
 pub mod respond;
 pub mod state;
 pub mod transfers;
+pub mod write;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::http::StatusCode;
+use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::{web, App, HttpRequest};
 use utoipa::openapi::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -41,6 +43,9 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(ledgers::list_ledgers)
         .service(ledgers::get_ledger)
         .service(journal::journal)
+        .service(keys::create_api_key)
+        .service(keys::list_api_keys)
+        .service(keys::revoke_api_key)
         .service(operations::live)
         .service(operations::ready)
         .service(operations::metrics);
@@ -56,8 +61,39 @@ pub fn openapi() -> OpenApi {
     api
 }
 
+/// The `Idempotency-Key` request header of every state-changing POST.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// 1 to 255 printable ASCII characters. Required unless the body carries a client-supplied
+    /// `id`. A retry with the same key and request gets the original response with
+    /// `Idempotent-Replayed: true`; the same key with another request is
+    /// `422 idempotency_key_reused`.
+    #[serde(rename = "Idempotency-Key")]
+    #[allow(dead_code)]
+    idempotency_key: Option<String>,
+}
+
 fn openapi_base() -> OpenApi {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
     let mut api = OpenApi::default();
+    let mut components = utoipa::openapi::Components::new();
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An API key: Authorization: Bearer <token>"))
+                .build(),
+        ),
+    );
+    api.components = Some(components);
+    api.security = Some(vec![SecurityRequirement::new(
+        "api_key",
+        Vec::<String>::new(),
+    )]);
     api.info.title = "Audited ledger".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
     api.info.description = Some(description());
@@ -111,11 +147,6 @@ pub fn build_app(
         .configure(routes)
         .split_for_parts();
     app.app_data(state)
-        .app_data(
-            web::JsonConfig::default()
-                .limit(max_body_bytes)
-                .error_handler(json_error),
-        )
         .app_data(web::PayloadConfig::default().limit(max_body_bytes))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
@@ -126,29 +157,9 @@ pub fn build_app(
                 "no such route",
             ))
         }))
+        // The last wrapped runs first: request ids before authorization, so every refusal has one.
+        .wrap(actix_web::middleware::from_fn(auth::middleware))
         .wrap(actix_web::middleware::from_fn(request_id::middleware))
-}
-
-fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
-    let api_error = match &error {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                error.to_string(),
-            )
-        }
-        JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the body must be application/json",
-        ),
-        JsonPayloadError::Deserialize(inner) => {
-            ApiError::bad_request("invalid_body", inner.to_string())
-        }
-        _ => ApiError::bad_request("invalid_body", error.to_string()),
-    };
-    api_error.into()
 }
 
 fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_web::Error {

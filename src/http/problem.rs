@@ -80,7 +80,27 @@ impl ApiError {
         self
     }
 
+    /// The problem document, for a request id given explicitly (outside the request's task).
+    pub fn to_stored(
+        &self,
+        request_id: Option<&str>,
+    ) -> crate::storage::idempotency::StoredResponse {
+        crate::storage::idempotency::StoredResponse {
+            status: self.status.as_u16(),
+            content_type: "application/problem+json".into(),
+            location: None,
+            body: self
+                .body_for(request_id.map(str::to_owned))
+                .to_string()
+                .into_bytes(),
+        }
+    }
+
     pub fn body(&self) -> Value {
+        self.body_for(current_request_id())
+    }
+
+    fn body_for(&self, request_id: Option<String>) -> Value {
         let mut body = Map::new();
         body.insert(
             "type".into(),
@@ -95,7 +115,7 @@ impl ApiError {
         body.insert("detail".into(), Value::String(self.detail.clone()));
         body.insert(
             "request_id".into(),
-            current_request_id().map_or(Value::Null, Value::String),
+            request_id.map_or(Value::Null, Value::String),
         );
         for (key, value) in &self.extensions {
             body.insert(key.clone(), value.clone());

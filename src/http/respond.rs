@@ -1,12 +1,17 @@
-//! Turning a writer's outcome into a response.
+//! Turning outcomes into responses. Every write response is first rendered to a
+//! [`StoredResponse`]: the same bytes are sent, recorded under the request's Idempotency-Key,
+//! and replayed to its retries.
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
+use serde::Serialize;
 
+use super::context::REPLAYED_HEADER;
 use super::dto::{AccountBody, TransferBody};
 use super::problem::ApiError;
 use crate::domain::LedgerName;
-use crate::writer::{Outcome, Snapshot};
+use crate::storage::idempotency::StoredResponse;
+use crate::writer::{Answer, Outcome, Snapshot};
 
 /// Whether the request creates something (201 when it did, 200 for a natural-key retry) or acts
 /// on something that exists (200).
@@ -16,50 +21,99 @@ pub enum Intent {
     Act,
 }
 
-pub fn respond(
+pub fn json_response(
+    status: StatusCode,
+    location: Option<String>,
+    body: &impl Serialize,
+) -> StoredResponse {
+    StoredResponse {
+        status: status.as_u16(),
+        content_type: "application/json".into(),
+        location,
+        body: serde_json::to_vec(body).expect("response bodies serialise"),
+    }
+}
+
+/// Renders a writer's outcome. `request_id` goes into problem documents (the writer's thread
+/// does not know the request).
+pub fn render(
     ledger: &LedgerName,
-    outcome: Outcome,
+    outcome: &Outcome,
     intent: Intent,
-) -> Result<HttpResponse, ApiError> {
+    request_id: &str,
+) -> StoredResponse {
     let (snapshot, created) = match outcome {
-        Outcome::Rejected(rejection) => return Err(rejection.into()),
+        Outcome::Rejected(rejection) => {
+            return ApiError::from(rejection.clone()).to_stored(Some(request_id))
+        }
         Outcome::Done {
             snapshot, created, ..
-        } => (snapshot, created),
+        } => (snapshot, *created),
     };
     let status = if intent == Intent::Create && created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let mut response = HttpResponse::build(status);
+    let location = |kind: &str, id: &dyn std::fmt::Display| {
+        (status == StatusCode::CREATED).then(|| format!("/v1/ledgers/{ledger}/{kind}/{id}"))
+    };
     match snapshot {
-        Snapshot::Account(account) => {
-            if status == StatusCode::CREATED {
-                response.insert_header((
-                    "Location",
-                    format!("/v1/ledgers/{ledger}/accounts/{}", account.id),
-                ));
-            }
-            Ok(response.json(AccountBody::new(ledger, &account)))
-        }
-        Snapshot::Transfer(transfer) => {
-            if status == StatusCode::CREATED {
-                response.insert_header((
-                    "Location",
-                    format!("/v1/ledgers/{ledger}/transfers/{}", transfer.id),
-                ));
-            }
-            Ok(response.json(TransferBody::new(ledger, &transfer)))
-        }
-        Snapshot::Transfers(transfers) => Ok(response.json(
-            transfers
+        Snapshot::Account(account) => json_response(
+            status,
+            location("accounts", &account.id),
+            &AccountBody::new(ledger, account),
+        ),
+        Snapshot::Transfer(transfer) => json_response(
+            status,
+            location("transfers", &transfer.id),
+            &TransferBody::new(ledger, transfer),
+        ),
+        Snapshot::Transfers(transfers) => {
+            let bodies: Vec<TransferBody> = transfers
                 .iter()
                 .map(|transfer| TransferBody::new(ledger, transfer))
-                .collect::<Vec<_>>(),
-        )),
-        Snapshot::Nothing => Err(ApiError::internal()),
+                .collect();
+            json_response(status, None, &bodies)
+        }
+        Snapshot::Nothing => ApiError::internal().to_stored(Some(request_id)),
     }
+}
+
+/// The HTTP response for a stored response; `replayed` adds `Idempotent-Replayed: true`.
+pub fn send(stored: &StoredResponse, replayed: bool) -> HttpResponse {
+    let mut response = HttpResponse::build(
+        StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    response.content_type(stored.content_type.as_str());
+    if let Some(location) = &stored.location {
+        response.insert_header(("Location", location.as_str()));
+    }
+    if replayed {
+        response.insert_header((REPLAYED_HEADER, "true"));
+    }
+    response.body(stored.body.clone())
+}
+
+/// The response to a writer's answer.
+pub fn answer(
+    answer: Answer,
+    render: impl Fn(&Outcome) -> StoredResponse,
+) -> Result<HttpResponse, ApiError> {
+    match answer {
+        Answer::Decided(outcome) => Ok(send(&render(&outcome), false)),
+        Answer::Recorded(stored) => Ok(send(&stored, false)),
+        Answer::Replayed(stored) => Ok(send(&stored, true)),
+        Answer::KeyReused => Err(key_reused()),
+    }
+}
+
+pub fn key_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used for a different request",
+    )
 }
 
 /// Parses an id in a path, or `400 invalid_id`.

@@ -27,6 +27,8 @@ impl Default for Limits {
 
 pub struct AppState {
     pub storage: Storage,
+    pub keys: super::auth::KeyDirectory,
+    pub rate_limits: super::auth::RateLimits,
     pub writers: Arc<Writers>,
     pub ledgers: LedgerDirectory,
     pub limits: Limits,

@@ -1,30 +1,35 @@
 //! `/v1/ledgers/{ledger}/transfers`: create, get, list.
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::context::RequestContext;
+use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::{CreateTransferRequest, PageBody, TransferBody};
 use super::paging::{decode_cursor, encode_cursor, page_size};
 use super::problem::{ApiError, Problem};
-use super::respond::{path_uuid, respond, Intent};
+use super::respond::{path_uuid, Intent};
 use super::state::AppState;
+use super::write::submit;
+use super::IdempotencyKeyHeader;
 use crate::domain::{AccountId, Command, Rejection, TransferId, TransferState};
 use crate::storage::TransferFilter;
 
 /// Create a transfer, posted at once or `pending`.
 #[utoipa::path(
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger name")),
+    params(("ledger" = String, Path, description = "Ledger name"), IdempotencyKeyHeader),
     request_body = CreateTransferRequest,
     responses(
         (status = 201, description = "Created", body = TransferBody),
         (status = 200, description = "The same transfer, created before with this id", body = TransferBody),
         (status = 400, description = "Malformed request (`invalid_body`, `invalid_field`)", body = Problem),
+        (status = 401, description = "`unauthenticated`, `invalid_api_key`", body = Problem),
+        (status = 403, description = "`forbidden`, `ledger_forbidden`", body = Problem),
         (status = 404, description = "`ledger_not_found`, `account_not_found`", body = Problem),
         (status = 409, description = "`transfer_exists_with_different_fields`, `account_frozen`, `account_closed`", body = Problem),
-        (status = 422, description = "`insufficient_funds`, `credits_exceed_debits`, `currency_mismatch`, `invalid_amount`, `same_debit_and_credit_account`, `unknown_currency`, `balance_overflow`", body = Problem),
+        (status = 422, description = "`insufficient_funds`, `credits_exceed_debits`, `currency_mismatch`, `invalid_amount`, `same_debit_and_credit_account`, `unknown_currency`, `balance_overflow`, `idempotency_key_reused`", body = Problem),
+        (status = 429, description = "`rate_limited`", body = Problem),
         (status = 503, description = "`ledger_overloaded`, `not_committed`: nothing was applied, retry", body = Problem),
     )
 )]
@@ -32,22 +37,23 @@ use crate::storage::TransferFilter;
 pub async fn create_transfer(
     state: web::Data<AppState>,
     context: RequestContext,
+    request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<CreateTransferRequest>,
+    body: BodyBytes,
 ) -> Result<HttpResponse, ApiError> {
     let ledger = state.ledgers.get(&path).await?;
-    let new_transfer = body
-        .into_inner()
-        .into_new_transfer(&ledger, uuid::Uuid::now_v7())?;
-    let outcome = state
-        .writers
-        .submit(
-            &ledger,
-            Command::CreateTransfer(new_transfer),
-            context.provenance(None),
-        )
-        .await?;
-    respond(&ledger.name, outcome, Intent::Create)
+    let (body, canonical): (CreateTransferRequest, _) = parse_json_body(&request, &body, false)?;
+    let claim = context.claim(&canonical, body.id.is_some())?;
+    let new_transfer = body.into_new_transfer(&ledger, uuid::Uuid::now_v7())?;
+    submit(
+        &state,
+        &ledger,
+        &context,
+        claim,
+        Command::CreateTransfer(new_transfer),
+        Intent::Create,
+    )
+    .await
 }
 
 #[utoipa::path(

@@ -8,11 +8,13 @@
 use std::collections::BTreeSet;
 
 use deadpool_postgres::GenericClient;
+use futures_util::TryFutureExt;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::idempotency::{self, IdempotencyRecord, IdempotencyScope};
 use super::reads::head_from_row;
 use super::rows::*;
 use super::{Storage, StorageError, StoredHead};
@@ -43,6 +45,8 @@ pub struct BatchNeeds {
     pub expire_due_at: Option<Timestamp>,
     /// …at most this many of them.
     pub max_expiries: usize,
+    /// Idempotency scopes to lock (after the head) and look up.
+    pub idempotency_scopes: Vec<IdempotencyScope>,
 }
 
 /// Accounts the caller already holds, as the journal left them at a given seq (the writer's
@@ -78,6 +82,8 @@ pub struct Loaded {
     pub transfers: Vec<Transfer>,
     /// Pending transfers past their deadline, in expiry order (also in `transfers`).
     pub due_for_expiry: Vec<TransferId>,
+    /// The records the locked idempotency scopes already have.
+    pub idempotency_records: Vec<IdempotencyRecord>,
 }
 
 /// Everything a batch writes. Entities created in the batch are inserted in their final state
@@ -91,6 +97,8 @@ pub struct BatchWrites {
     pub new_transfers: Vec<Transfer>,
     pub changed_transfers: Vec<Transfer>,
     pub head: Option<StoredHead>,
+    /// Responses to record with the effects they describe (failures decided by the ledger too).
+    pub idempotency_records: Vec<IdempotencyRecord>,
 }
 
 impl Storage {
@@ -125,7 +133,7 @@ async fn run_in_transaction<R>(
     phase.record("lock_and_load");
     let (writes, result) = decide(loaded);
     phase.record("decide");
-    if writes.events.is_empty() {
+    if writes.events.is_empty() && writes.idempotency_records.is_empty() {
         client.batch_execute("ROLLBACK").await?;
         return Ok(result);
     }
@@ -198,14 +206,24 @@ async fn lock_and_load(
     let account_params: [&(dyn ToSql + Sync); 2] = [&ledger_id, &named_ids];
     let transfer_params: [&(dyn ToSql + Sync); 2] = [&ledger_id, &transfer_ids];
     // One round trip, run by the server in this order: the head lock first, then the accounts
-    // the commands name, the transfers they name, the transfers due to expire.
-    let (_, head_row, account_rows, coded_rows, transfer_rows, due_rows) = futures_util::try_join!(
-        client.batch_execute(BEGIN_BATCH),
-        client.query_one(&statements.head, &head_params),
-        client.query(&statements.accounts, &account_params),
-        load_by_codes,
-        client.query(&statements.transfers, &transfer_params),
-        load_due,
+    // the commands name, the transfers they name, the transfers due to expire, and last the
+    // idempotency scopes (locked, then looked up).
+    let (_, head_row, account_rows, coded_rows, transfer_rows, due_rows, idempotency_records) = futures_util::try_join!(
+        client
+            .batch_execute(BEGIN_BATCH)
+            .map_err(StorageError::from),
+        client
+            .query_one(&statements.head, &head_params)
+            .map_err(StorageError::from),
+        client
+            .query(&statements.accounts, &account_params)
+            .map_err(StorageError::from),
+        load_by_codes.map_err(StorageError::from),
+        client
+            .query(&statements.transfers, &transfer_params)
+            .map_err(StorageError::from),
+        load_due.map_err(StorageError::from),
+        idempotency::lock_and_find(client, &needs.idempotency_scopes),
     )?;
     let head = head_from_row(&head_row)?;
     let mut accounts = rows_to(&account_rows, account_from_row)?;
@@ -249,6 +267,7 @@ async fn lock_and_load(
         held_accounts_are_current,
         transfers,
         due_for_expiry,
+        idempotency_records,
     })
 }
 
@@ -309,13 +328,28 @@ async fn write(
     ledger_id: i32,
     writes: &BatchWrites,
 ) -> Result<(), StorageError> {
-    let head = writes.head.expect("a batch with events moves the head");
-    let head_sql =
-        "UPDATE ledger_heads SET last_seq = $2, last_hash = $3, last_at = $4 WHERE ledger_id = $1";
-    let head_statement = client.prepare_cached(head_sql).await?;
-    let last_seq = seq_to_sql(head.chain.seq);
-    let last_hash = head.chain.hash.0.to_vec();
-    let last_at = to_sql_time(head.last_at);
+    assert_eq!(
+        writes.head.is_some(),
+        !writes.events.is_empty(),
+        "the head moves exactly when events are written"
+    );
+    let move_head = async {
+        let Some(head) = writes.head else {
+            return Ok(());
+        };
+        let statement = client
+            .prepare_cached("UPDATE ledger_heads SET last_seq = $2, last_hash = $3, last_at = $4 WHERE ledger_id = $1")
+            .await?;
+        let (last_seq, last_hash, last_at) = (
+            seq_to_sql(head.chain.seq),
+            head.chain.hash.0.to_vec(),
+            to_sql_time(head.last_at),
+        );
+        client
+            .execute(&statement, &[&ledger_id, &last_seq, &last_hash, &last_at])
+            .await?;
+        Ok::<(), StorageError>(())
+    };
     futures_util::try_join!(
         insert_events(client, ledger_id, &writes.events),
         insert_postings(client, ledger_id, &writes.postings),
@@ -323,15 +357,8 @@ async fn write(
         update_accounts(client, ledger_id, &writes.changed_accounts),
         insert_transfers(client, ledger_id, &writes.new_transfers),
         update_transfers(client, ledger_id, &writes.changed_transfers),
-        async {
-            client
-                .execute(
-                    &head_statement,
-                    &[&ledger_id, &last_seq, &last_hash, &last_at],
-                )
-                .await
-                .map_err(StorageError::from)
-        },
+        idempotency::insert_records(client, &writes.idempotency_records),
+        move_head,
     )?;
     Ok(())
 }
@@ -342,6 +369,9 @@ pub(super) async fn insert_events(
     ledger_id: i32,
     events: &[JournalEvent],
 ) -> Result<(), StorageError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let statement = client
         .prepare_cached(
             "INSERT INTO journal (ledger_id, seq, type, at, actor, request_id, idempotency_key, data, prev_hash, hash) \

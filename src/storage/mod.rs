@@ -4,6 +4,8 @@
 //! transaction per batch of commands, serialised on the ledger's chain head row.
 
 pub mod batch;
+pub mod idempotency;
+pub mod keys;
 mod reads;
 mod rows;
 
@@ -64,6 +66,13 @@ pub struct LedgerRecord {
     pub assets: Vec<Currency>,
     pub metadata: Metadata,
     pub created_at: Timestamp,
+}
+
+/// The fields of a new ledger row.
+pub struct NewLedgerRow<'a> {
+    pub name: &'a LedgerName,
+    pub assets: &'a [Currency],
+    pub metadata: &'a Metadata,
 }
 
 /// The chain head as stored: last seq, last hash and the time of the last event.
@@ -214,32 +223,42 @@ impl Storage {
         &self.settings
     }
 
-    /// Creates a ledger with its genesis event in one transaction.
+    /// Creates a ledger with its genesis event in one transaction, at most once per claim: the
+    /// response `render` gives is recorded with it.
     pub async fn create_ledger(
         &self,
-        name: &LedgerName,
-        assets: &[Currency],
-        metadata: &Metadata,
+        new: &NewLedgerRow<'_>,
         genesis: &JournalEvent,
-    ) -> Result<LedgerRecord, StorageError> {
+        claim: Option<&idempotency::Claim>,
+        render: impl FnOnce(&LedgerRecord) -> idempotency::StoredResponse,
+    ) -> Result<idempotency::Idempotent<(LedgerRecord, idempotency::StoredResponse)>, StorageError>
+    {
         assert_eq!(genesis.seq, 1);
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
+        if let Some(answer) = idempotency::settle_before_applying(&transaction, claim).await? {
+            return Ok(match answer {
+                idempotency::Idempotent::Replayed(response) => {
+                    idempotency::Idempotent::Replayed(response)
+                }
+                _ => idempotency::Idempotent::KeyReused,
+            });
+        }
         let created_at = rows::to_sql_time(genesis.at);
         let inserted = transaction
             .query_opt(
                 "INSERT INTO ledgers (name, assets, metadata, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (name) DO NOTHING RETURNING id",
                 &[
-                    &name.as_str(),
-                    &rows::assets_to_json(assets),
-                    &rows::metadata_to_json(metadata),
+                    &new.name.as_str(),
+                    &rows::assets_to_json(new.assets),
+                    &rows::metadata_to_json(new.metadata),
                     &created_at,
                 ],
             )
             .await?;
         let Some(row) = inserted else {
-            return Err(StorageError::LedgerExists(name.to_string()));
+            return Err(StorageError::LedgerExists(new.name.to_string()));
         };
         let id: i32 = row.get(0);
         transaction
@@ -249,14 +268,36 @@ impl Storage {
             )
             .await?;
         batch::insert_events(&transaction, id, std::slice::from_ref(genesis)).await?;
-        transaction.commit().await?;
-        Ok(LedgerRecord {
+        let ledger = LedgerRecord {
             id,
-            name: name.clone(),
-            assets: assets.to_vec(),
-            metadata: metadata.clone(),
+            name: new.name.clone(),
+            assets: new.assets.to_vec(),
+            metadata: new.metadata.clone(),
             created_at: genesis.at,
-        })
+        };
+        let response = render(&ledger);
+        idempotency::record(&transaction, claim, response.clone()).await?;
+        transaction.commit().await?;
+        Ok(idempotency::Idempotent::Applied((ledger, response)))
+    }
+
+    /// Creates an API key at most once per claim. The recorded response is `recorded` (which
+    /// must not contain the token: a replay never repeats a secret).
+    pub async fn create_api_key(
+        &self,
+        key: &keys::ApiKey,
+        claim: Option<&idempotency::Claim>,
+        recorded: idempotency::StoredResponse,
+    ) -> Result<idempotency::Idempotent<()>, StorageError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        if let Some(answer) = idempotency::settle_before_applying(&transaction, claim).await? {
+            return Ok(answer);
+        }
+        keys::insert_api_key(&transaction, key).await?;
+        idempotency::record(&transaction, claim, recorded).await?;
+        transaction.commit().await?;
+        Ok(idempotency::Idempotent::Applied(()))
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {

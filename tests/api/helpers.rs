@@ -99,10 +99,22 @@ pub async fn owner_connection(config: &tokio_postgres::Config) -> tokio_postgres
     client
 }
 
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub database: tokio_postgres::Config,
+    pub tokens: Tokens,
+}
+
+/// One API key per role (every ledger).
+#[derive(Clone, Debug, Default)]
+pub struct Tokens {
+    pub admin: String,
+    pub writer: String,
+    pub reader: String,
+    pub auditor: String,
 }
 
 pub fn settings_for(database: tokio_postgres::Config) -> Settings {
@@ -114,6 +126,10 @@ pub fn settings_for(database: tokio_postgres::Config) -> Settings {
         limits: Limits::default(),
         http_workers: 2,
         shutdown_timeout_seconds: 1,
+        security: ledger::startup::SecuritySettings {
+            bootstrap_admin_key: Some(ADMIN_TOKEN.into()),
+            ..Default::default()
+        },
     }
 }
 
@@ -140,11 +156,19 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    TestApp {
+    let mut app = TestApp {
         address,
         client,
         database,
-    }
+        tokens: Tokens {
+            admin: ADMIN_TOKEN.into(),
+            ..Tokens::default()
+        },
+    };
+    app.tokens.writer = app.create_key("writer", None).await;
+    app.tokens.reader = app.create_key("reader", None).await;
+    app.tokens.auditor = app.create_key("auditor", None).await;
+    app
 }
 
 /// A response, read whole.
@@ -188,18 +212,52 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn get(&self, path: &str) -> Reply {
-        Reply::read(self.client.get(self.url(path)).send().await.expect("GET")).await
+    /// The key a client of this route would use: writers post transfers, admins manage ledgers,
+    /// accounts and keys, auditors read everything.
+    fn token_for(&self, method: &str, path: &str) -> &str {
+        match method {
+            "GET" => &self.tokens.auditor,
+            _ if path.contains("/transfers") => &self.tokens.writer,
+            _ => &self.tokens.admin,
+        }
     }
 
+    /// Any request: `token` None sends no Authorization; `idempotency_key` None sends none.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Reply {
+        let mut request = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Reply::read(request.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, Some(self.token_for("GET", path)), None)
+            .await
+    }
+
+    /// POST with the route's usual key and a fresh Idempotency-Key.
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        Reply::read(
-            self.client
-                .post(self.url(path))
-                .json(body)
-                .send()
-                .await
-                .expect("POST"),
+        let key = Uuid::new_v4().to_string();
+        self.send(
+            "POST",
+            path,
+            Some(body),
+            Some(self.token_for("POST", path)),
+            Some(&key),
         )
         .await
     }
@@ -213,9 +271,22 @@ impl TestApp {
         let request = self
             .client
             .post(self.url(path))
+            .bearer_auth(self.token_for("POST", path))
+            .header("Idempotency-Key", Uuid::new_v4().to_string())
             .header("content-type", content_type)
             .body(body);
         Reply::read(request.send().await.expect("POST")).await
+    }
+
+    /// Creates an API key with the admin key and returns its token.
+    pub async fn create_key(&self, role: &str, ledgers: Option<Vec<&str>>) -> String {
+        let mut body = json!({ "name": format!("{role} key"), "role": role });
+        if let Some(ledgers) = ledgers {
+            body["ledgers"] = json!(ledgers);
+        }
+        let reply = self.post("/v1/api-keys", &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body["token"].as_str().unwrap().to_owned()
     }
 
     pub async fn create_ledger(&self, name: &str) -> Reply {

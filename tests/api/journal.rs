@@ -67,12 +67,20 @@ async fn a_request_id_given_by_the_client_is_recorded_in_the_event() {
     let reply = app
         .client
         .post(app.url("/v1/ledgers"))
+        .bearer_auth(&app.tokens.admin)
+        .header("Idempotency-Key", "k-1")
         .header("x-request-id", "trace-abc-123")
         .json(&json!({"name": "main"}))
         .send()
         .await
         .unwrap();
     assert_eq!(reply.headers()["x-request-id"], "trace-abc-123");
+    assert_eq!(
+        reply.status(),
+        reqwest::StatusCode::CREATED,
+        "{}",
+        reply.text().await.unwrap()
+    );
     assert_eq!(app.journal("main").await[0]["request_id"], "trace-abc-123");
 }
 
