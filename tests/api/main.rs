@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod concurrency;
 mod database;
+mod idempotency;
 mod journal;
 mod ledgers;
 mod operations;
