@@ -36,7 +36,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting the service on a fresh embedded cluster in $work"
+admin_key="bench-admin-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 LEDGER_DATA_DIR="$work/data" LEDGER_LISTEN="127.0.0.1:$PORT" RUST_LOG=warn \
+  LEDGER_BOOTSTRAP_ADMIN_KEY="$admin_key" LEDGER_RATE_LIMIT_PER_SECOND=1000000 LEDGER_RATE_LIMIT_BURST=1000000 \
   "$root/target/release/ledger" serve > "$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 120); do
@@ -48,11 +50,12 @@ curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null || { cat "$work/serve.
 psql_as() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 socket="$work/data"
 
-python3 "$here/bench_setup.py" "http://127.0.0.1:$PORT" bench "$ACCOUNTS" "$work/accounts.txt"
+API_KEY="$admin_key" python3 "$here/bench_setup.py" "http://127.0.0.1:$PORT" bench "$ACCOUNTS" "$work/accounts.txt"
+writer_key=$(cat "$work/accounts.txt.writer-key")
 
 scenario() { # name, extra env...
   local name=$1; shift
-  env "$@" ACCOUNTS_FILE="$work/accounts.txt" LEDGER=bench \
+  env "$@" ACCOUNTS_FILE="$work/accounts.txt" LEDGER=bench API_KEY="$writer_key" \
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$here/wrk/transfers.lua" \
     "http://127.0.0.1:$PORT" > "$work/$name.out"
   local line; line=$(grep '^RESULT' "$work/$name.out")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Creates a ledger and N unconstrained EUR accounts over HTTP; writes their ids, one per line.
+"""Creates a ledger and N unconstrained EUR accounts over HTTP; writes their ids, one per line,
+and creates a writer API key for the load, written to OUT_FILE.writer-key.
 
-Usage: bench_setup.py BASE_URL LEDGER ACCOUNTS OUT_FILE  (env API_KEY: optional bearer token)
+Usage: bench_setup.py BASE_URL LEDGER ACCOUNTS OUT_FILE  (env API_KEY: an admin token)
 """
 import concurrent.futures
 import json
@@ -42,4 +43,8 @@ with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
     ids = list(pool.map(open_account, range(count)))
 with open(out, "w") as file:
     file.write("\n".join(ids) + "\n")
-print(f"opened {len(ids)} accounts in ledger {ledger}")
+status, body = post("/v1/api-keys", {"name": "bench writer", "role": "writer", "ledgers": [ledger]})
+assert status == 201, body
+with open(out + ".writer-key", "w") as file:
+    file.write(body["token"])
+print(f"opened {len(ids)} accounts in ledger {ledger}; created a writer key")
