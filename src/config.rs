@@ -72,12 +72,18 @@ pub struct ServeArgs {
     /// Largest page a list request may ask for.
     #[arg(long, env = "LEDGER_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: usize,
+    /// Most transfers in one batch request (1 to 1000).
+    #[arg(long, env = "LEDGER_MAX_BATCH_TRANSFERS", default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_batch_transfers: u16,
     /// Requests waiting per ledger before new ones get 503 ledger_overloaded.
     #[arg(long, env = "LEDGER_WRITER_QUEUE_CAPACITY", default_value_t = 10_000)]
     pub writer_queue_capacity: usize,
     /// Most commands applied in one database transaction.
     #[arg(long, env = "LEDGER_MAX_BATCH_COMMANDS", default_value_t = 1_000)]
     pub max_batch_commands: usize,
+    /// How often idle ledgers are checked for pending transfers past their deadline.
+    #[arg(long, env = "LEDGER_EXPIRY_INTERVAL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub expiry_interval_ms: u64,
     /// Database connections reserved for the ledgers' writers.
     #[arg(long, env = "LEDGER_WRITER_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub writer_pool_size: u16,
@@ -117,12 +123,14 @@ impl ServeArgs {
                 queue_capacity: self.writer_queue_capacity,
                 max_batch_commands: self.max_batch_commands,
                 max_connections: usize::from(self.writer_pool_size),
+                expiry_interval_ms: self.expiry_interval_ms,
                 ..WriterSettings::default()
             },
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
                 default_page_size: self.default_page_size,
                 max_page_size: self.max_page_size,
+                max_batch_transfers: usize::from(self.max_batch_transfers),
             },
             http_workers: self.http_workers,
             shutdown_timeout_seconds: self.shutdown_timeout_seconds,

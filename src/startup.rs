@@ -199,6 +199,38 @@ fn spawn_idempotency_purge(storage: Storage, retention_hours: u32) {
     });
 }
 
+/// Applies due expiries of ledgers nobody writes to: every `interval_ms`, each ledger with a
+/// pending transfer past its deadline gets an empty batch, which expires it (§3: at a
+/// deterministic point, the start of a batch, never lost across restarts: deadlines are stored).
+fn spawn_expiry_ticker(state: web::Data<AppState>, interval_ms: u64) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_millis(interval_ms));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let names = match state
+                .storage
+                .ledgers_with_due_expiries(crate::writer::now())
+                .await
+            {
+                Ok(names) => names,
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not look for due expiries; will retry");
+                    continue;
+                }
+            };
+            for name in names {
+                let Ok(ledger) = state.ledgers.get(&name).await else {
+                    continue;
+                };
+                if let Err(error) = state.writers.expire_due(&ledger).await {
+                    tracing::warn!(ledger = %name, error = %error, "expiry batch failed; will retry");
+                }
+            }
+        }
+    });
+}
+
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
         let (config, embedded) = open_database(&settings.database).await?;
@@ -223,6 +255,7 @@ impl Application {
             limits: settings.limits.clone(),
             metrics: metrics_handle(),
         });
+        spawn_expiry_ticker(state.clone(), settings.writer.expiry_interval_ms);
         let listener =
             TcpListener::bind(&settings.listen).map_err(|source| StartupError::Listen {
                 address: settings.listen.clone(),

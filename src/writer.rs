@@ -29,6 +29,8 @@ pub struct WriterSettings {
     pub max_expiries_per_batch: usize,
     /// Database connections of the writers (their own pool: writes never wait behind reads).
     pub max_connections: usize,
+    /// How often to look for pending transfers past their deadline in idle ledgers.
+    pub expiry_interval_ms: u64,
 }
 
 impl Default for WriterSettings {
@@ -38,6 +40,7 @@ impl Default for WriterSettings {
             max_batch_commands: 1_000,
             max_expiries_per_batch: 1_000,
             max_connections: 4,
+            expiry_interval_ms: 1_000,
         }
     }
 }
@@ -75,12 +78,15 @@ pub enum WriteError {
     Stopped,
 }
 
+/// Renders the outcomes of a job's commands as the response to send and record.
+pub type RenderResponse = Box<dyn Fn(&[Outcome]) -> StoredResponse + Send + Sync>;
+
 /// What makes a write idempotent (§6): its scope, its fingerprint, and how to render its outcome
 /// as the response recorded with the effect (the HTTP layer renders; the writer records).
 pub struct IdempotentWrite {
     pub scope: IdempotencyScope,
     pub fingerprint: Hash32,
-    pub render: Box<dyn Fn(&Outcome) -> StoredResponse + Send + Sync>,
+    pub render: RenderResponse,
 }
 
 /// What a submitted command gets back.
@@ -88,8 +94,8 @@ pub struct IdempotentWrite {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Answer {
-    /// Applied or refused; the caller renders the outcome (no Idempotency-Key).
-    Decided(Outcome),
+    /// Applied or refused, one outcome per command; the caller renders them (no Idempotency-Key).
+    Decided(Vec<Outcome>),
     /// Applied or refused, and recorded under its Idempotency-Key in the same transaction.
     Recorded(StoredResponse),
     /// The key was used before for the same request: the original response.
@@ -98,8 +104,9 @@ pub enum Answer {
     KeyReused,
 }
 
+/// A request's commands, applied in sequence in one batch, each with its own outcome.
 struct Job {
-    command: Command,
+    commands: Vec<Command>,
     provenance: Provenance,
     idempotency: Option<IdempotentWrite>,
     reply: oneshot::Sender<Result<Answer, WriteError>>,
@@ -141,13 +148,13 @@ impl Writers {
     pub async fn submit(
         &self,
         ledger: &LedgerRecord,
-        command: Command,
+        commands: Vec<Command>,
         provenance: Provenance,
         idempotency: Option<IdempotentWrite>,
     ) -> Result<Answer, WriteError> {
         let (reply, answer) = oneshot::channel();
         let mut job = Job {
-            command,
+            commands,
             provenance,
             idempotency,
             reply,
@@ -182,6 +189,14 @@ impl Writers {
         handle.sender.clone()
     }
 
+    /// Has the ledger's writer apply the expiries that are due (an empty job: every batch starts
+    /// with them). Several instances may ask at once: the head lock lets one expire each transfer.
+    pub async fn expire_due(&self, ledger: &LedgerRecord) -> Result<(), WriteError> {
+        self.submit(ledger, Vec::new(), Provenance::system(), None)
+            .await
+            .map(drop)
+    }
+
     /// Stops taking work and waits until every queued command has been answered.
     pub async fn shutdown(&self) {
         let queues: Vec<_> = self.queues.lock().expect("writer map").drain().collect();
@@ -201,17 +216,25 @@ async fn run_writer(
     let mut cache = AccountCache::default();
     while let Some(first) = receiver.recv().await {
         let mut jobs = vec![first];
-        let mut weight = command_weight(&jobs[0].command);
+        let mut weight = job_weight(&jobs[0]);
         while weight < settings.max_batch_commands {
             let Ok(job) = receiver.try_recv() else { break };
-            weight += command_weight(&job.command);
+            weight += job_weight(&job);
             jobs.push(job);
         }
         run_batch(&ledger, jobs, &storage, &settings, &mut cache).await;
     }
 }
 
-/// How many commands a job counts for against the batch limit.
+/// How many commands a job counts for against the batch limit (at least one).
+fn job_weight(job: &Job) -> usize {
+    job.commands
+        .iter()
+        .map(command_weight)
+        .sum::<usize>()
+        .max(1)
+}
+
 fn command_weight(command: &Command) -> usize {
     match command {
         Command::CreateTransfersAtomically(transfers) => transfers.len().max(1),
@@ -273,7 +296,7 @@ async fn run_batch(
 ) {
     let started = std::time::Instant::now();
     let clock = now();
-    let mut needs = needs_of(jobs.iter().map(|job| &job.command));
+    let mut needs = needs_of(jobs.iter().flat_map(|job| &job.commands));
     needs.expire_due_at = Some(clock);
     needs.max_expiries = settings.max_expiries_per_batch;
     needs.idempotency_scopes = jobs
@@ -286,7 +309,8 @@ async fn run_batch(
             decide_batch(ledger, loaded, &jobs, clock, &held.accounts)
         })
         .await;
-    metrics::histogram!("ledger_batch_commands").record(jobs.len() as f64);
+    metrics::histogram!("ledger_batch_commands")
+        .record(jobs.iter().map(|job| job.commands.len()).sum::<usize>() as f64);
     metrics::histogram!("ledger_batch_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok((answers, planned)) => {
@@ -359,24 +383,24 @@ fn decide_batch(
         .collect();
     let commands: Vec<(Command, Provenance)> = executed
         .iter()
-        .map(|index| {
-            (
-                jobs[*index].command.clone(),
-                jobs[*index].provenance.clone(),
-            )
+        .flat_map(|index| {
+            jobs[*index]
+                .commands
+                .iter()
+                .map(|command| (command.clone(), jobs[*index].provenance.clone()))
         })
         .collect();
     let (mut writes, mut planned) = plan_batch(ledger, loaded, &commands, clock, held);
 
     let mut answers: Vec<Option<Answer>> = vec![None; jobs.len()];
-    for (index, outcome) in executed
-        .into_iter()
-        .zip(std::mem::take(&mut planned.outcomes))
-    {
+    let mut outcomes = std::mem::take(&mut planned.outcomes).into_iter();
+    for index in executed {
+        let job_outcomes: Vec<Outcome> =
+            outcomes.by_ref().take(jobs[index].commands.len()).collect();
         answers[index] = Some(match &jobs[index].idempotency {
-            None => Answer::Decided(outcome),
+            None => Answer::Decided(job_outcomes),
             Some(write) => {
-                let response = (write.render)(&outcome);
+                let response = (write.render)(&job_outcomes);
                 writes.idempotency_records.push(IdempotencyRecord {
                     scope: write.scope.clone(),
                     fingerprint: write.fingerprint,

@@ -3,12 +3,13 @@
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use super::context::{parse_json_body, BodyBytes, RequestContext};
+use super::dto::EmptyRequest;
 use super::dto::{AccountBody, OpenAccountRequest, PageBody};
 use super::paging::{decode_cursor, encode_cursor, page_size, PageQuery};
 use super::problem::{ApiError, Problem};
 use super::respond::{path_uuid, Intent};
 use super::state::AppState;
-use super::write::submit;
+use super::write::submit_one;
 use super::IdempotencyKeyHeader;
 use crate::domain::{AccountId, Command};
 
@@ -40,7 +41,7 @@ pub async fn open_account(
     let (body, canonical): (OpenAccountRequest, _) = parse_json_body(&request, &body, false)?;
     let claim = context.claim(&canonical, body.id.is_some())?;
     let new_account = body.into_new_account(&ledger, uuid::Uuid::now_v7())?;
-    submit(
+    submit_one(
         &state,
         &ledger,
         &context,
@@ -102,4 +103,83 @@ pub async fn list_accounts(
             .collect(),
         next_cursor: page.next_after.map(encode_cursor),
     }))
+}
+
+/// Freeze, unfreeze or close an account (§3); every transition is a journal event.
+async fn account_action(
+    state: web::Data<AppState>,
+    context: RequestContext,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: BodyBytes,
+    command: fn(AccountId) -> Command,
+) -> Result<HttpResponse, ApiError> {
+    let (ledger, id) = path.into_inner();
+    let ledger = state.ledgers.get(&ledger).await?;
+    let id = AccountId::new(path_uuid("id", &id)?);
+    let (_, canonical): (EmptyRequest, _) = parse_json_body(&request, &body, true)?;
+    let claim = context.claim(&canonical, false)?;
+    submit_one(&state, &ledger, &context, claim, command(id), Intent::Act).await
+}
+
+/// Freeze an account: it takes no new transfer (voids and reversals excepted).
+#[utoipa::path(
+    tag = "accounts",
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), IdempotencyKeyHeader),
+    request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
+    responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to)", body = Problem))
+)]
+#[post("/v1/ledgers/{ledger}/accounts/{id}/freeze")]
+pub async fn freeze_account(
+    state: web::Data<AppState>,
+    context: RequestContext,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: BodyBytes,
+) -> Result<HttpResponse, ApiError> {
+    account_action(state, context, request, path, body, Command::FreezeAccount).await
+}
+
+/// Unfreeze a frozen account.
+#[utoipa::path(
+    tag = "accounts",
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), IdempotencyKeyHeader),
+    request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
+    responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to)", body = Problem))
+)]
+#[post("/v1/ledgers/{ledger}/accounts/{id}/unfreeze")]
+pub async fn unfreeze_account(
+    state: web::Data<AppState>,
+    context: RequestContext,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: BodyBytes,
+) -> Result<HttpResponse, ApiError> {
+    account_action(
+        state,
+        context,
+        request,
+        path,
+        body,
+        Command::UnfreezeAccount,
+    )
+    .await
+}
+
+/// Close an account, final: only when its balances net to zero and nothing is pending.
+#[utoipa::path(
+    tag = "accounts",
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), IdempotencyKeyHeader),
+    request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
+    responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to), `account_not_empty`", body = Problem))
+)]
+#[post("/v1/ledgers/{ledger}/accounts/{id}/close")]
+pub async fn close_account(
+    state: web::Data<AppState>,
+    context: RequestContext,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: BodyBytes,
+) -> Result<HttpResponse, ApiError> {
+    account_action(state, context, request, path, body, Command::CloseAccount).await
 }

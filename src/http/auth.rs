@@ -58,41 +58,33 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
 }
 
 /// Every route, by method and actix route template, with what it requires.
+#[rustfmt::skip]
 pub const POLICY: &[(&str, &str, Permission)] = &[
-    ("GET", "/health/live", Permission::Open),
-    ("GET", "/health/ready", Permission::Open),
-    ("GET", "/metrics", Permission::Open),
-    ("GET", "/openapi.json", Permission::Open),
-    ("GET", "/docs/{_:.*}", Permission::Open),
-    ("POST", "/v1/ledgers", Permission::CreateLedgers),
-    ("GET", "/v1/ledgers", Permission::Read),
-    ("GET", "/v1/ledgers/{ledger}", Permission::Read),
-    (
-        "POST",
-        "/v1/ledgers/{ledger}/accounts",
-        Permission::ManageAccounts,
-    ),
-    ("GET", "/v1/ledgers/{ledger}/accounts", Permission::Read),
-    (
-        "GET",
-        "/v1/ledgers/{ledger}/accounts/{id}",
-        Permission::Read,
-    ),
-    (
-        "POST",
-        "/v1/ledgers/{ledger}/transfers",
-        Permission::WriteTransfers,
-    ),
-    ("GET", "/v1/ledgers/{ledger}/transfers", Permission::Read),
-    (
-        "GET",
-        "/v1/ledgers/{ledger}/transfers/{id}",
-        Permission::Read,
-    ),
-    ("GET", "/v1/ledgers/{ledger}/journal", Permission::Audit),
-    ("POST", "/v1/api-keys", Permission::ManageKeys),
-    ("GET", "/v1/api-keys", Permission::ManageKeys),
-    ("DELETE", "/v1/api-keys/{id}", Permission::ManageKeys),
+    ("GET",    "/health/live",                                  Permission::Open),
+    ("GET",    "/health/ready",                                 Permission::Open),
+    ("GET",    "/metrics",                                      Permission::Open),
+    ("GET",    "/openapi.json",                                 Permission::Open),
+    ("GET",    "/docs/{_:.*}",                                  Permission::Open),
+    ("POST",   "/v1/ledgers",                                   Permission::CreateLedgers),
+    ("GET",    "/v1/ledgers",                                   Permission::Read),
+    ("GET",    "/v1/ledgers/{ledger}",                          Permission::Read),
+    ("POST",   "/v1/ledgers/{ledger}/accounts",                 Permission::ManageAccounts),
+    ("GET",    "/v1/ledgers/{ledger}/accounts",                 Permission::Read),
+    ("GET",    "/v1/ledgers/{ledger}/accounts/{id}",            Permission::Read),
+    ("POST",   "/v1/ledgers/{ledger}/accounts/{id}/freeze",     Permission::ManageAccounts),
+    ("POST",   "/v1/ledgers/{ledger}/accounts/{id}/unfreeze",   Permission::ManageAccounts),
+    ("POST",   "/v1/ledgers/{ledger}/accounts/{id}/close",      Permission::ManageAccounts),
+    ("POST",   "/v1/ledgers/{ledger}/transfers",                Permission::WriteTransfers),
+    ("POST",   "/v1/ledgers/{ledger}/transfers/batch",          Permission::WriteTransfers),
+    ("GET",    "/v1/ledgers/{ledger}/transfers",                Permission::Read),
+    ("GET",    "/v1/ledgers/{ledger}/transfers/{id}",           Permission::Read),
+    ("POST",   "/v1/ledgers/{ledger}/transfers/{id}/post",      Permission::WriteTransfers),
+    ("POST",   "/v1/ledgers/{ledger}/transfers/{id}/void",      Permission::WriteTransfers),
+    ("POST",   "/v1/ledgers/{ledger}/transfers/{id}/reverse",   Permission::WriteTransfers),
+    ("GET",    "/v1/ledgers/{ledger}/journal",                  Permission::Audit),
+    ("POST",   "/v1/api-keys",                                  Permission::ManageKeys),
+    ("GET",    "/v1/api-keys",                                  Permission::ManageKeys),
+    ("DELETE", "/v1/api-keys/{id}",                             Permission::ManageKeys),
 ];
 
 pub fn permission_for(method: &Method, template: &str) -> Option<Permission> {

@@ -19,7 +19,7 @@ fn field<T>(name: &str, result: Result<T, String>) -> Result<T, ApiError> {
     result.map_err(|reason| ApiError::invalid_field(name, reason))
 }
 
-fn optional_field<T>(
+pub fn optional_field<T>(
     name: &str,
     text: Option<String>,
     parse: fn(&str) -> Result<T, String>,
@@ -452,4 +452,78 @@ pub struct JournalPageBody {
     pub data: Vec<JournalEventBody>,
     /// Pass as `after_seq` for the next page; `null` at the end of the journal.
     pub next_after_seq: Option<u64>,
+}
+
+// ---------------------------------------------------------------- transfer actions and batches
+
+/// Post a pending transfer: all of it, or `amount` of it (the rest is released).
+#[derive(Deserialize, Serialize, ToSchema, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PostTransferRequest {
+    /// At most the pending amount; absent: all of it.
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "7.50")]
+    pub amount: Option<String>,
+}
+
+/// An action without fields (void, freeze, unfreeze, close): an empty body or `{}`.
+#[derive(Deserialize, Serialize, ToSchema, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyRequest {}
+
+/// Reverse a posted transfer, in full or in part: a new transfer with debit and credit swapped.
+#[derive(Deserialize, Serialize, ToSchema, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReverseTransferRequest {
+    /// The reversal's id (a natural key, like a transfer's).
+    pub id: Option<Uuid>,
+    /// At most what is not yet reversed; absent: all of that.
+    #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "2.00")]
+    pub amount: Option<String>,
+    pub code: Option<String>,
+    pub reference: Option<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+impl ReverseTransferRequest {
+    pub fn into_reversal(self, generated_id: Uuid) -> Result<ReversalRequest, ApiError> {
+        Ok(ReversalRequest {
+            id: TransferId::new(self.id.unwrap_or(generated_id)),
+            amount: partial_amount(self.amount.as_deref())?,
+            code: optional_field("code", self.code, TransferCode::parse)?,
+            reference: optional_field("reference", self.reference, Reference::parse)?,
+            description: optional_field("description", self.description, Description::parse)?,
+            metadata: metadata(self.metadata)?,
+        })
+    }
+}
+
+/// Several transfers in one request: all or none (`atomic`), or each on its own.
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBatchRequest {
+    /// `true`: all apply or none does (a multi-leg operation); `false`: each item its own result.
+    pub atomic: bool,
+    /// 1 to 1,000 transfers.
+    pub transfers: Vec<CreateTransferRequest>,
+}
+
+/// The result of one item of a batch.
+#[derive(Serialize, ToSchema)]
+pub struct BatchItemBody {
+    pub index: usize,
+    /// The status the item would have had on its own.
+    pub status: u16,
+    pub transfer: Option<TransferBody>,
+    /// The problem document of a refused item.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransferBatchBody {
+    pub atomic: bool,
+    pub results: Vec<BatchItemBody>,
 }

@@ -34,11 +34,19 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     // actix tries routes in this order, one regex each: the write path first.
     config
         .service(transfers::create_transfer)
+        // Before `transfers/{id}`: route templates are matched in this order, methods aside.
+        .service(transfers::create_transfer_batch)
         .service(transfers::get_transfer)
         .service(transfers::list_transfers)
+        .service(transfers::post_transfer)
+        .service(transfers::void_transfer)
+        .service(transfers::reverse_transfer)
         .service(accounts::open_account)
         .service(accounts::get_account)
         .service(accounts::list_accounts)
+        .service(accounts::freeze_account)
+        .service(accounts::unfreeze_account)
+        .service(accounts::close_account)
         .service(ledgers::create_ledger)
         .service(ledgers::list_ledgers)
         .service(ledgers::get_ledger)

@@ -70,6 +70,12 @@ impl ApiError {
         )
     }
 
+    /// The same error, naming the item of a batch request it is about.
+    pub fn at_batch_index(self, index: usize) -> ApiError {
+        let detail = format!("item {index}: {}", self.detail);
+        ApiError { detail, ..self }.with("index", Value::from(index))
+    }
+
     pub fn with(mut self, key: &str, value: Value) -> ApiError {
         self.extensions.insert(key.to_owned(), value);
         self

@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 
 use super::context::REPLAYED_HEADER;
-use super::dto::{AccountBody, TransferBody};
+use super::dto::{AccountBody, BatchItemBody, TransferBatchBody, TransferBody};
 use super::problem::ApiError;
 use crate::domain::LedgerName;
 use crate::storage::idempotency::StoredResponse;
@@ -80,6 +80,70 @@ pub fn render(
     }
 }
 
+/// Renders the outcomes of a batch request: one outcome for an atomic batch (all its transfers,
+/// or the refusal of one item, with its `index`), one per item otherwise.
+pub fn render_batch(
+    ledger: &LedgerName,
+    atomic: bool,
+    outcomes: &[Outcome],
+    request_id: &str,
+) -> StoredResponse {
+    let item = |index: usize, outcome: &Outcome| -> BatchItemBody {
+        let stored = render(ledger, outcome, Intent::Create, request_id);
+        match outcome {
+            Outcome::Done {
+                snapshot: Snapshot::Transfer(transfer),
+                ..
+            } => BatchItemBody {
+                index,
+                status: stored.status,
+                transfer: Some(TransferBody::new(ledger, transfer)),
+                error: None,
+            },
+            _ => BatchItemBody {
+                index,
+                status: stored.status,
+                transfer: None,
+                error: serde_json::from_slice(&stored.body).ok(),
+            },
+        }
+    };
+    if atomic {
+        let outcome = outcomes.first().expect("an atomic batch is one command");
+        return match outcome {
+            Outcome::Done {
+                snapshot: Snapshot::Transfers(transfers),
+                created,
+                ..
+            } => {
+                let status = if *created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                let results = transfers
+                    .iter()
+                    .enumerate()
+                    .map(|(index, transfer)| BatchItemBody {
+                        index,
+                        status: status.as_u16(),
+                        transfer: Some(TransferBody::new(ledger, transfer)),
+                        error: None,
+                    })
+                    .collect();
+                json_response(status, None, &TransferBatchBody { atomic, results })
+            }
+            other => render(ledger, other, Intent::Create, request_id),
+        };
+    }
+    let results = outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, outcome)| item(index, outcome))
+        .collect();
+    json_response(StatusCode::OK, None, &TransferBatchBody { atomic, results })
+}
+
 /// The HTTP response for a stored response; `replayed` adds `Idempotent-Replayed: true`.
 pub fn send(stored: &StoredResponse, replayed: bool) -> HttpResponse {
     let mut response = HttpResponse::build(
@@ -98,10 +162,10 @@ pub fn send(stored: &StoredResponse, replayed: bool) -> HttpResponse {
 /// The response to a writer's answer.
 pub fn answer(
     answer: Answer,
-    render: impl Fn(&Outcome) -> StoredResponse,
+    render: impl Fn(&[Outcome]) -> StoredResponse,
 ) -> Result<HttpResponse, ApiError> {
     match answer {
-        Answer::Decided(outcome) => Ok(send(&render(&outcome), false)),
+        Answer::Decided(outcomes) => Ok(send(&render(&outcomes), false)),
         Answer::Recorded(stored) => Ok(send(&stored, false)),
         Answer::Replayed(stored) => Ok(send(&stored, true)),
         Answer::KeyReused => Err(key_reused()),

@@ -13,6 +13,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub default_page_size: usize,
     pub max_page_size: usize,
+    /// Most transfers in one batch request (at most `Command::MAX_BATCH_TRANSFERS`).
+    pub max_batch_transfers: usize,
 }
 
 impl Default for Limits {
@@ -21,6 +23,7 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             default_page_size: 100,
             max_page_size: 1000,
+            max_batch_transfers: 1000,
         }
     }
 }

@@ -236,3 +236,21 @@ pub(super) fn head_from_row(row: &Row) -> Result<StoredHead, StorageError> {
         last_at: from_sql_time(row.get("last_at"))?,
     })
 }
+
+impl Storage {
+    /// Names of the ledgers with a pending transfer whose deadline is at or before `at`.
+    pub async fn ledgers_with_due_expiries(
+        &self,
+        at: Timestamp,
+    ) -> Result<Vec<String>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT l.name FROM ledgers l WHERE EXISTS \
+                 (SELECT FROM transfers t WHERE t.ledger_id = l.id AND t.state = 'pending' AND t.expires_at <= $1)",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&to_sql_time(at)]).await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+}
