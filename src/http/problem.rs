@@ -181,7 +181,12 @@ pub fn status_of_rejection(rejection: &Rejection) -> StatusCode {
 }
 
 impl From<Rejection> for ApiError {
+    /// The refusal of an item of an atomic batch answers with the item's own status and code,
+    /// plus its `index`: a client handles `insufficient_funds` the same way, batch or not.
     fn from(rejection: Rejection) -> ApiError {
+        if let Rejection::BatchItemRejected { index, rejection } = rejection {
+            return ApiError::from(*rejection).at_batch_index(index);
+        }
         let mut error = ApiError::new(
             status_of_rejection(&rejection),
             rejection.code(),
@@ -222,13 +227,6 @@ fn add_rejection_details(error: &mut ApiError, rejection: &Rejection) {
         }
         Rejection::TransferNotFound(id) | Rejection::TransferExistsWithDifferentFields(id) => {
             error.extensions.insert("transfer_id".into(), text(id));
-        }
-        Rejection::BatchItemRejected { index, rejection } => {
-            error.extensions.insert("index".into(), Value::from(*index));
-            error
-                .extensions
-                .insert("item_code".into(), text(&rejection.code()));
-            add_rejection_details(error, rejection);
         }
         _ => {}
     }

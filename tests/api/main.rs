@@ -8,5 +8,6 @@ mod database;
 mod idempotency;
 mod journal;
 mod ledgers;
+mod lifecycle;
 mod operations;
 mod transfers;
