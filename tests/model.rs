@@ -2,8 +2,6 @@
 //! transition tables, and random command sequences against an independent reference model, with
 //! the journal replayed at the end (§4.7).
 
-use std::collections::HashMap;
-
 use ledger::audit::replay::Replayer;
 use ledger::audit::{ChainHead, JournalEvent, Provenance};
 use ledger::domain::state_machine::{next_account_status, next_transfer_state, InvalidTransition};
