@@ -5,7 +5,8 @@
 #   load/bench.sh            # defaults below; override with env, e.g. ROUNDS=5 CONNECTIONS=128
 #
 # Prints committed transfers/s and p50/p99 latency for single transfers on uniform random
-# accounts and with one hot credited account, pgbench TPC-B tps at 16 clients, and the ratios.
+# accounts, with one hot credited account, and in atomic batches of 1,000 transfers per request;
+# pgbench TPC-B tps at 16 clients; and the ratios.
 # The host's load drifts from minute to minute, so the scenarios run back to back in several
 # rounds; each round yields its own ratios, and the summary reports their medians.
 set -euo pipefail
@@ -17,6 +18,7 @@ THREADS=${THREADS:-2}             # wrk threads
 ACCOUNTS=${ACCOUNTS:-1000}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-16}
 PGBENCH_SCALE=${PGBENCH_SCALE:-16}
+BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-8}  # concurrent 1,000-transfer batch requests
 PORT=${PORT:-18480}
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,10 +55,10 @@ socket="$work/data"
 API_KEY="$admin_key" python3 "$here/bench_setup.py" "http://127.0.0.1:$PORT" bench "$ACCOUNTS" "$work/accounts.txt"
 writer_key=$(cat "$work/accounts.txt.writer-key")
 
-scenario() { # name, extra env...
-  local name=$1; shift
+scenario() { # name, script, connections, extra env...
+  local name=$1 script=$2 connections=$3; shift 3
   env "$@" ACCOUNTS_FILE="$work/accounts.txt" LEDGER=bench API_KEY="$writer_key" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$here/wrk/transfers.lua" \
+    wrk -t"$THREADS" -c"$connections" -d"${DURATION}s" --latency -s "$here/wrk/$script" \
     "http://127.0.0.1:$PORT" > "$work/$name.out"
   local line; line=$(grep '^RESULT' "$work/$name.out")
   echo "  $name: $line"
@@ -77,10 +79,11 @@ pgbench_round() {
 : > "$work/rounds.txt"
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round of $ROUNDS: $CONNECTIONS HTTP connections, ${DURATION}s per scenario"
-  scenario uniform HOT=0
-  scenario hot HOT=1
+  scenario uniform transfers.lua "$CONNECTIONS" HOT=0
+  scenario hot transfers.lua "$CONNECTIONS" HOT=1
+  scenario batch batches.lua "$BATCH_CONNECTIONS" BATCH_SIZE=1000
   pgbench_round
-  echo "$(cat "$work/uniform.rate") $(cat "$work/hot.rate") $(cat "$work/pgbench.rate")" >> "$work/rounds.txt"
+  echo "$(cat "$work/uniform.rate") $(cat "$work/hot.rate") $(cat "$work/pgbench.rate") $(cat "$work/batch.rate")" >> "$work/rounds.txt"
 done
 
 committed=$(psql_as "$pg_bin/psql" -h "$socket" -U postgres -d ledger -Atc "SELECT count(*) FROM transfers")
@@ -89,11 +92,12 @@ echo "committed transfers in the database: $committed"
 python3 - "$work/rounds.txt" <<'PY'
 import statistics, sys
 rounds = [tuple(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
-uniform_ratio = [u / p for u, h, p in rounds]
-hot_ratio = [h / u for u, h, p in rounds]
+uniform_ratio = [u / p for u, h, p, b in rounds]
+hot_ratio = [h / u for u, h, p, b in rounds]
 median = statistics.median
 print("== summary (medians over %d rounds)" % len(rounds))
 print("uniform %.0f/s, hot %.0f/s, pgbench %.0f tps" % (median(r[0] for r in rounds), median(r[1] for r in rounds), median(r[2] for r in rounds)))
 print("uniform / pgbench = %.2f  per round: %s  (target >= 1.0)" % (median(uniform_ratio), " ".join("%.2f" % r for r in uniform_ratio)))
 print("hot / uniform     = %.2f  per round: %s  (target >= 0.8)" % (median(hot_ratio), " ".join("%.2f" % r for r in hot_ratio)))
+print("1,000-transfer batches: %.0f transfers/s (%.1f x pgbench)" % (median(r[3] for r in rounds), median(r[3] / r[2] for r in rounds)))
 PY

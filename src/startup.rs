@@ -235,7 +235,8 @@ impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
         let (config, embedded) = open_database(&settings.database).await?;
         let storage = Storage::migrate_and_connect(config, settings.pool.clone()).await?;
-        let write_storage = storage.writers_pool(settings.writer.max_connections)?;
+        let write_storage = storage.sibling(settings.writer.max_connections)?;
+        let health_storage = storage.sibling(1)?;
         let writers = Arc::new(Writers::new(write_storage, settings.writer.clone()));
         let dev_mode = embedded.is_some();
         bootstrap_admin_key(&storage, &settings.security, dev_mode).await?;
@@ -245,6 +246,7 @@ impl Application {
         );
         let state = web::Data::new(AppState {
             keys: KeyDirectory::new(storage.clone()),
+            health: health_storage,
             rate_limits: RateLimits::new(
                 settings.security.rate_limit_per_second,
                 settings.security.rate_limit_burst,

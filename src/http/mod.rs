@@ -61,12 +61,66 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
 
 /// The OpenAPI 3.1 document, generated from the handlers.
 pub fn openapi() -> OpenApi {
-    let (_, api) = App::new()
+    let (_, mut api) = App::new()
         .into_utoipa_app()
         .openapi(openapi_base())
         .configure(routes)
         .split_for_parts();
+    document_refusals(&mut api);
     api
+}
+
+/// Adds to every operation that needs a key the refusals any such operation may answer:
+/// `401`, `403` and `429`, each a problem document.
+fn document_refusals(api: &mut OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let refusals = [
+        (
+            "401",
+            "`unauthenticated`, `invalid_api_key`: no key, an unknown or a revoked one",
+        ),
+        (
+            "403",
+            "`forbidden`, `ledger_forbidden`: the key's role or ledgers do not cover this route",
+        ),
+        (
+            "429",
+            "`rate_limited`: the key is over its rate; see `Retry-After`",
+        ),
+    ];
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let open = operation.security.as_ref().is_some_and(|requirements| {
+                requirements
+                    .iter()
+                    .all(|requirement| *requirement == Default::default())
+            });
+            if open {
+                continue;
+            }
+            for (status, description) in refusals {
+                let problem = ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content("application/problem+json", problem)
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert(RefOr::T(response));
+            }
+        }
+    }
 }
 
 /// The `Idempotency-Key` request header of every state-changing POST.
@@ -149,11 +203,12 @@ pub fn build_app(
     >,
 > {
     let max_body_bytes = state.limits.max_body_bytes;
-    let (app, api) = App::new()
+    let (app, mut api) = App::new()
         .into_utoipa_app()
         .openapi(openapi_base())
         .configure(routes)
         .split_for_parts();
+    document_refusals(&mut api);
     app.app_data(state)
         .app_data(web::PayloadConfig::default().limit(max_body_bytes))
         .app_data(web::QueryConfig::default().error_handler(query_error))

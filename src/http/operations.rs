@@ -13,17 +13,17 @@ pub struct HealthBody {
 }
 
 /// The process is up.
-#[utoipa::path(tag = "operations", responses((status = 200, body = HealthBody)))]
+#[utoipa::path(tag = "operations", security(()), responses((status = 200, body = HealthBody)))]
 #[get("/health/live")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(HealthBody { status: "ok" })
 }
 
 /// The database answers and its migrations are current.
-#[utoipa::path(tag = "operations", responses((status = 200, body = HealthBody), (status = 503, body = HealthBody)))]
+#[utoipa::path(tag = "operations", security(()), responses((status = 200, body = HealthBody), (status = 503, body = HealthBody)))]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    if state.storage.is_ready().await {
+    if state.health.is_ready().await {
         HttpResponse::Ok().json(HealthBody { status: "ok" })
     } else {
         HttpResponse::ServiceUnavailable().json(HealthBody {
@@ -33,7 +33,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(tag = "operations", security(()), responses((status = 200, content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let body = state

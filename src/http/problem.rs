@@ -236,6 +236,16 @@ impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> ApiError {
         tracing::error!(error = %error, "storage error");
         match error {
+            StorageError::Database(ref database)
+                if database.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
+            {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_timeout",
+                    "the database did not answer within the statement timeout; retry",
+                )
+                .retry_after(1)
+            }
             StorageError::Pool(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database_unavailable",

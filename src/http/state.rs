@@ -30,6 +30,8 @@ impl Default for Limits {
 
 pub struct AppState {
     pub storage: Storage,
+    /// One connection of its own for readiness: a busy service is still ready.
+    pub health: Storage,
     pub keys: super::auth::KeyDirectory,
     pub rate_limits: super::auth::RateLimits,
     pub writers: Arc<Writers>,

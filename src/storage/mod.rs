@@ -155,9 +155,9 @@ impl Storage {
         Storage::new(config, settings, use_role)
     }
 
-    /// A pool for the writers on the same database, with the same role and timeouts: writes
-    /// never wait behind reads for a connection.
-    pub fn writers_pool(&self, max_connections: usize) -> Result<Storage, StorageError> {
+    /// Another pool on the same database, with the same role and timeouts, for a part of the
+    /// service that must not wait behind the others for a connection: the writers, readiness.
+    pub fn sibling(&self, max_connections: usize) -> Result<Storage, StorageError> {
         let settings = PoolSettings {
             max_connections,
             custom_plans: true,

@@ -3,11 +3,13 @@
 mod helpers;
 
 mod accounts;
+mod authorization;
 mod concurrency;
 mod database;
 mod idempotency;
 mod journal;
 mod ledgers;
 mod lifecycle;
+mod limits;
 mod operations;
 mod transfers;
