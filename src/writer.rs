@@ -12,8 +12,9 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::audit::Hash32;
+use crate::audit::merkle::{self, MerkleFrontier, SubtreeId};
 use crate::audit::{ChainHead, Provenance};
+use crate::audit::{Hash32, JournalEvent};
 use crate::domain::*;
 use crate::storage::batch::{BatchNeeds, BatchWrites, HeldAccounts, Loaded};
 use crate::storage::idempotency::{IdempotencyRecord, IdempotencyScope, StoredResponse};
@@ -507,6 +508,8 @@ pub fn plan_batch(
     // Time never runs backwards in a ledger, even across processes with skewed clocks.
     let at = clock.max(loaded.head.last_at);
     let loaded_held_current = loaded.held_accounts_are_current;
+    let (loaded_merkle, loaded_last_at) = (loaded.head.merkle.clone(), loaded.head.last_at);
+    let missing_leaf_hashes = loaded.missing_leaf_hashes.clone();
     let mut book = Book::resume(ledger.name.clone(), &ledger.assets, loaded.head.chain.seq);
     loaded
         .accounts
@@ -566,12 +569,26 @@ pub fn plan_batch(
         };
         outcomes.push(outcome);
     }
-    let writes = writes_for(
+    let (merkle, merkle_nodes) = extend_tree(&loaded_merkle, &missing_leaf_hashes, &sealed);
+    let mut writes = writes_for(
         &book,
         applied_all,
         sealed,
-        StoredHead { chain, last_at: at },
+        StoredHead {
+            chain,
+            last_at: at,
+            merkle,
+        },
     );
+    if writes.head.is_none() && !missing_leaf_hashes.is_empty() {
+        // No event, but the tree caught up with the journal: store its frontier.
+        writes.head = Some(StoredHead {
+            chain,
+            last_at: loaded_last_at,
+            merkle: extend_tree(&loaded_merkle, &missing_leaf_hashes, &[]).0,
+        });
+    }
+    writes.merkle_nodes = merkle_nodes;
     let planned = Planned {
         outcomes,
         accounts_after: book.into_accounts().collect(),
@@ -626,6 +643,28 @@ fn snapshot_after(book: &Book, command: &Command) -> Snapshot {
 
 /// Lists the rows a batch writes: entities created in it are inserted in their final state,
 /// the others touched are updated.
+/// The journal's Merkle tree after this batch: the frontier extended with the leaves it lacked
+/// (a database from before the tree) and the batch's events, and the roots of the subtrees of
+/// stored levels (256, 65,536, … leaves) these completed.
+fn extend_tree(
+    frontier: &MerkleFrontier,
+    missing: &[Hash32],
+    events: &[JournalEvent],
+) -> (MerkleFrontier, Vec<(SubtreeId, Hash32)>) {
+    let mut frontier = frontier.clone();
+    let mut stored = Vec::new();
+    for event_hash in missing.iter().chain(events.iter().map(|event| &event.hash)) {
+        frontier
+            .append_leaf_hash_reporting_subtrees(merkle::leaf_hash(event_hash), |id, hash| {
+                if id.is_stored_level() {
+                    stored.push((id, hash));
+                }
+            })
+            .expect("a ledger never reaches 2^63 events");
+    }
+    (frontier, stored)
+}
+
 fn writes_for(
     book: &Book,
     applied: Vec<AppliedEvent>,
@@ -706,6 +745,7 @@ fn writes_for(
         head: (!events.is_empty()).then_some(head),
         events,
         idempotency_records: Vec::new(),
+        merkle_nodes: Vec::new(),
     }
 }
 
@@ -765,13 +805,21 @@ mod tests {
         (Command::CreateTransfer(new), provenance)
     }
 
+    /// A head at `seq` whose tree holds `seq` leaves (stand-in event hashes).
     fn head_at(seq: u64, last_at: i64) -> StoredHead {
+        let mut merkle = MerkleFrontier::new();
+        for n in 0..seq {
+            merkle
+                .append_event_hash(&Hash32::sha256(&n.to_be_bytes()))
+                .unwrap();
+        }
         StoredHead {
             chain: ChainHead {
                 seq,
                 hash: Hash32::sha256(&seq.to_be_bytes()),
             },
             last_at: Timestamp::from_unix_micros(last_at),
+            merkle,
         }
     }
 
@@ -783,6 +831,7 @@ mod tests {
             transfers: vec![],
             due_for_expiry: vec![],
             idempotency_records: vec![],
+            missing_leaf_hashes: vec![],
         }
     }
 
@@ -800,7 +849,7 @@ mod tests {
         ];
         let (writes, planned) = plan_batch(
             &ledger(),
-            loaded(head, accounts, false),
+            loaded(head.clone(), accounts, false),
             &commands,
             Timestamp::from_unix_micros(1_000),
             &HashMap::new(),
@@ -870,6 +919,17 @@ mod tests {
         assert!(writes.new_accounts.is_empty() && writes.changed_transfers.is_empty());
         assert_eq!(planned.head_seq_after, 12);
         assert_eq!(
+            stored_head.merkle.size(),
+            12,
+            "the tree grows with the chain, in the same batch"
+        );
+        let mut expected = head.merkle.clone();
+        writes
+            .events
+            .iter()
+            .for_each(|event| expected.append_event_hash(&event.hash).unwrap());
+        assert_eq!(stored_head.merkle.root(), expected.root());
+        assert_eq!(
             planned.accounts_after.len(),
             2,
             "the cache learns the committed balances"
@@ -929,5 +989,54 @@ mod tests {
             Outcome::Rejected(Rejection::AccountNotFound(_))
         ));
         assert!(!planned.held_accounts_were_current);
+    }
+
+    #[test]
+    fn a_batch_that_completes_256_leaves_stores_their_subtree_root_and_a_lagging_tree_catches_up() {
+        // The tree lags the chain by 3 events (a database from before the tree), at 250 leaves.
+        let mut head = head_at(253, 0);
+        let leaves: Vec<Hash32> = (0..253u64)
+            .map(|n| Hash32::sha256(&n.to_be_bytes()))
+            .collect();
+        head.merkle = MerkleFrontier::new();
+        leaves[..250]
+            .iter()
+            .for_each(|hash| head.merkle.append_event_hash(hash).unwrap());
+        let mut loaded = loaded(
+            head,
+            vec![
+                wallet(1, BalanceConstraint::None, "100"),
+                wallet(2, BalanceConstraint::None, "0"),
+            ],
+            false,
+        );
+        loaded.missing_leaf_hashes = leaves[250..].to_vec();
+        let commands: Vec<_> = (0..5).map(|n| transfer(100 + n, 1, 2, "1")).collect();
+        let (writes, _) = plan_batch(
+            &ledger(),
+            loaded,
+            &commands,
+            Timestamp::from_unix_micros(9),
+            &HashMap::new(),
+        );
+
+        let mut all_leaves: Vec<Hash32> = leaves.iter().map(merkle::leaf_hash).collect();
+        all_leaves.extend(
+            writes
+                .events
+                .iter()
+                .map(|event| merkle::leaf_hash(&event.hash)),
+        );
+        let tree = merkle::InMemoryMerkleTree::from_leaf_hashes(all_leaves);
+        let frontier = &writes.head.as_ref().unwrap().merkle;
+        assert_eq!((frontier.size(), frontier.root()), (258, tree.root()));
+        assert_eq!(
+            writes.merkle_nodes.len(),
+            1,
+            "one subtree of 256 leaves completed"
+        );
+        let (id, hash) = writes.merkle_nodes[0];
+        assert_eq!((id.level(), id.index()), (8, 0));
+        assert_eq!(hash, tree.root_at_size(256).unwrap());
     }
 }

@@ -84,6 +84,9 @@ pub struct Loaded {
     pub due_for_expiry: Vec<TransferId>,
     /// The records the locked idempotency scopes already have.
     pub idempotency_records: Vec<IdempotencyRecord>,
+    /// Hashes of the events after the Merkle tree's size, up to the head (only in a database from
+    /// before the tree existed: normally the tree has every event).
+    pub missing_leaf_hashes: Vec<crate::audit::Hash32>,
 }
 
 /// Everything a batch writes. Entities created in the batch are inserted in their final state
@@ -99,6 +102,8 @@ pub struct BatchWrites {
     pub head: Option<StoredHead>,
     /// Responses to record with the effects they describe (failures decided by the ledger too).
     pub idempotency_records: Vec<IdempotencyRecord>,
+    /// Roots of the Merkle subtrees of stored levels the batch completed.
+    pub merkle_nodes: Vec<(crate::audit::merkle::SubtreeId, crate::audit::Hash32)>,
 }
 
 impl Storage {
@@ -133,7 +138,7 @@ async fn run_in_transaction<R>(
     phase.record("lock_and_load");
     let (writes, result) = decide(loaded);
     phase.record("decide");
-    if writes.events.is_empty() && writes.idempotency_records.is_empty() {
+    if writes.events.is_empty() && writes.idempotency_records.is_empty() && writes.head.is_none() {
         client.batch_execute("ROLLBACK").await?;
         return Ok(result);
     }
@@ -226,6 +231,7 @@ async fn lock_and_load(
         idempotency::lock_and_find(client, &needs.idempotency_scopes),
     )?;
     let head = head_from_row(&head_row)?;
+    let missing_leaf_hashes = leaves_after_tree(client, ledger_id, &head).await?;
     let mut accounts = rows_to(&account_rows, account_from_row)?;
     for account in rows_to(&coded_rows, account_from_row)? {
         if !accounts.iter().any(|known| known.id == account.id) {
@@ -268,7 +274,32 @@ async fn lock_and_load(
         transfers,
         due_for_expiry,
         idempotency_records,
+        missing_leaf_hashes,
     })
+}
+
+/// The event hashes the Merkle tree lacks, in seq order (none in a database created with it).
+async fn leaves_after_tree(
+    client: &deadpool_postgres::Object,
+    ledger_id: i32,
+    head: &StoredHead,
+) -> Result<Vec<crate::audit::Hash32>, StorageError> {
+    if head.merkle.size() >= head.chain.seq {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            "SELECT hash FROM journal WHERE ledger_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+            &[
+                &ledger_id,
+                &seq_to_sql(head.merkle.size()),
+                &seq_to_sql(head.chain.seq),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| super::hash_from_sql(row.get(0)))
+        .collect()
 }
 
 fn rows_to<T>(
@@ -307,7 +338,9 @@ impl LoadStatements {
              ORDER BY expires_at, id LIMIT $3 FOR UPDATE"
         );
         let (head, accounts, accounts_by_code, transfers, due) = futures_util::try_join!(
-            client.prepare_cached("SELECT last_seq, last_hash, last_at FROM ledger_heads WHERE ledger_id = $1 FOR UPDATE"),
+            client.prepare_cached(
+                "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier FROM ledger_heads WHERE ledger_id = $1 FOR UPDATE",
+            ),
             client.prepare_cached(&accounts),
             client.prepare_cached(&accounts_by_code),
             client.prepare_cached(&transfers),
@@ -328,25 +361,41 @@ async fn write(
     ledger_id: i32,
     writes: &BatchWrites,
 ) -> Result<(), StorageError> {
-    assert_eq!(
-        writes.head.is_some(),
-        !writes.events.is_empty(),
-        "the head moves exactly when events are written"
+    assert!(
+        writes.head.is_some() || writes.events.is_empty(),
+        "events move the head"
     );
     let move_head = async {
-        let Some(head) = writes.head else {
+        let Some(head) = &writes.head else {
             return Ok(());
         };
         let statement = client
-            .prepare_cached("UPDATE ledger_heads SET last_seq = $2, last_hash = $3, last_at = $4 WHERE ledger_id = $1")
+            .prepare_cached(
+                "UPDATE ledger_heads SET last_seq = $2, last_hash = $3, last_at = $4, merkle_size = $5, merkle_frontier = $6 \
+                 WHERE ledger_id = $1",
+            )
             .await?;
         let (last_seq, last_hash, last_at) = (
             seq_to_sql(head.chain.seq),
             head.chain.hash.0.to_vec(),
             to_sql_time(head.last_at),
         );
+        let (merkle_size, frontier) = (
+            seq_to_sql(head.merkle.size()),
+            super::frontier_to_sql(&head.merkle),
+        );
         client
-            .execute(&statement, &[&ledger_id, &last_seq, &last_hash, &last_at])
+            .execute(
+                &statement,
+                &[
+                    &ledger_id,
+                    &last_seq,
+                    &last_hash,
+                    &last_at,
+                    &merkle_size,
+                    &frontier,
+                ],
+            )
             .await?;
         Ok::<(), StorageError>(())
     };
@@ -358,8 +407,35 @@ async fn write(
         insert_transfers(client, ledger_id, &writes.new_transfers),
         update_transfers(client, ledger_id, &writes.changed_transfers),
         idempotency::insert_records(client, &writes.idempotency_records),
+        insert_merkle_nodes(client, ledger_id, &writes.merkle_nodes),
         move_head,
     )?;
+    Ok(())
+}
+
+async fn insert_merkle_nodes(
+    client: &deadpool_postgres::Object,
+    ledger_id: i32,
+    nodes: &[(crate::audit::merkle::SubtreeId, crate::audit::Hash32)],
+) -> Result<(), StorageError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO merkle_nodes (ledger_id, level, index, hash) \
+             SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::bytea[])",
+        )
+        .await?;
+    let levels: Vec<i16> = nodes.iter().map(|(id, _)| id.level() as i16).collect();
+    let indexes: Vec<i64> = nodes
+        .iter()
+        .map(|(id, _)| i64::try_from(id.index()).expect("index fits"))
+        .collect();
+    let hashes: Vec<&[u8]> = nodes.iter().map(|(_, hash)| hash.0.as_slice()).collect();
+    client
+        .execute(&statement, &[&ledger_id, &levels, &indexes, &hashes])
+        .await?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use crate::audit::merkle::MerkleFrontier;
 use crate::audit::{ChainHead, Hash32, JournalEvent};
 use crate::domain::{Currency, LedgerName, Metadata, Timestamp};
 
@@ -75,11 +76,14 @@ pub struct NewLedgerRow<'a> {
     pub metadata: &'a Metadata,
 }
 
-/// The chain head as stored: last seq, last hash and the time of the last event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The chain head as stored: last seq, last hash, the time of the last event, and the frontier
+/// of the journal's Merkle tree (normally of `chain.seq` leaves; fewer only in a database from
+/// before the tree existed, until the next batch catches up).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredHead {
     pub chain: ChainHead,
     pub last_at: Timestamp,
+    pub merkle: MerkleFrontier,
 }
 
 #[derive(Clone)]
@@ -263,8 +267,9 @@ impl Storage {
         let id: i32 = row.get(0);
         transaction
             .execute(
-                "INSERT INTO ledger_heads (ledger_id, last_seq, last_hash, last_at) VALUES ($1, 1, $2, $3)",
-                &[&id, &genesis.hash.0.as_slice(), &created_at],
+                "INSERT INTO ledger_heads (ledger_id, last_seq, last_hash, last_at, merkle_size, merkle_frontier) \
+                 VALUES ($1, 1, $2, $3, 1, $4)",
+                &[&id, &genesis.hash.0.as_slice(), &created_at, &frontier_to_sql(&genesis_frontier(genesis))],
             )
             .await?;
         batch::insert_events(&transaction, id, std::slice::from_ref(genesis)).await?;
@@ -303,6 +308,23 @@ impl Storage {
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
     }
+}
+
+/// The tree of a journal holding only its genesis event.
+fn genesis_frontier(genesis: &JournalEvent) -> MerkleFrontier {
+    let mut frontier = MerkleFrontier::new();
+    frontier
+        .append_event_hash(&genesis.hash)
+        .expect("one leaf fits");
+    frontier
+}
+
+pub(crate) fn frontier_to_sql(frontier: &MerkleFrontier) -> Vec<Vec<u8>> {
+    frontier
+        .hashes()
+        .iter()
+        .map(|hash| hash.0.to_vec())
+        .collect()
 }
 
 pub(crate) fn hash_from_sql(bytes: &[u8]) -> Result<Hash32, StorageError> {

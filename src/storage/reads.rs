@@ -81,7 +81,7 @@ impl Storage {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT last_seq, last_hash, last_at FROM ledger_heads WHERE ledger_id = $1",
+                "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier FROM ledger_heads WHERE ledger_id = $1",
                 &[&ledger_id],
             )
             .await?;
@@ -234,7 +234,19 @@ pub(super) fn head_from_row(row: &Row) -> Result<StoredHead, StorageError> {
             hash: super::hash_from_sql(row.get("last_hash"))?,
         },
         last_at: from_sql_time(row.get("last_at"))?,
+        merkle: frontier_from_row(row)?,
     })
+}
+
+fn frontier_from_row(row: &Row) -> Result<crate::audit::merkle::MerkleFrontier, StorageError> {
+    let size = seq_from_sql(row.get("merkle_size"))?;
+    let hashes = row
+        .get::<_, Vec<Vec<u8>>>("merkle_frontier")
+        .iter()
+        .map(|bytes| super::hash_from_sql(bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::audit::merkle::MerkleFrontier::from_parts(size, hashes)
+        .map_err(|error| StorageError::Corrupt(format!("merkle frontier: {error}")))
 }
 
 impl Storage {
