@@ -257,17 +257,17 @@ fn decode_transfer_fields(
 }
 
 /// Typed access to the keys of a JSON object, with errors that name the key.
-struct Fields<'a>(&'a Map<String, Value>);
+pub(crate) struct Fields<'a>(pub(crate) &'a Map<String, Value>);
 
 impl<'a> Fields<'a> {
-    fn of(value: &'a Value) -> Result<Fields<'a>, CodecError> {
+    pub(crate) fn of(value: &'a Value) -> Result<Fields<'a>, CodecError> {
         value
             .as_object()
             .map(Fields)
             .ok_or_else(|| CodecError("data must be a JSON object".into()))
     }
 
-    fn expect_keys(&self, keys: &[&str]) -> Result<(), CodecError> {
+    pub(crate) fn expect_keys(&self, keys: &[&str]) -> Result<(), CodecError> {
         let mut present: Vec<&str> = self.0.keys().map(String::as_str).collect();
         let mut expected = keys.to_vec();
         present.sort_unstable();
@@ -281,33 +281,33 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn bad(&self, key: &str) -> CodecError {
+    pub(crate) fn bad(&self, key: &str) -> CodecError {
         CodecError(format!("key {key:?} has an invalid value"))
     }
 
-    fn get(&self, key: &str) -> Result<&'a Value, CodecError> {
+    pub(crate) fn get(&self, key: &str) -> Result<&'a Value, CodecError> {
         self.0
             .get(key)
             .ok_or_else(|| CodecError(format!("missing key {key:?}")))
     }
 
-    fn string(&self, key: &str) -> Result<&'a str, CodecError> {
+    pub(crate) fn string(&self, key: &str) -> Result<&'a str, CodecError> {
         self.get(key)?.as_str().ok_or_else(|| self.bad(key))
     }
 
-    fn boolean(&self, key: &str) -> Result<bool, CodecError> {
+    pub(crate) fn boolean(&self, key: &str) -> Result<bool, CodecError> {
         self.get(key)?.as_bool().ok_or_else(|| self.bad(key))
     }
 
-    fn integer(&self, key: &str) -> Result<u64, CodecError> {
+    pub(crate) fn integer(&self, key: &str) -> Result<u64, CodecError> {
         self.get(key)?.as_u64().ok_or_else(|| self.bad(key))
     }
 
-    fn array(&self, key: &str) -> Result<&'a Vec<Value>, CodecError> {
+    pub(crate) fn array(&self, key: &str) -> Result<&'a Vec<Value>, CodecError> {
         self.get(key)?.as_array().ok_or_else(|| self.bad(key))
     }
 
-    fn uuid(&self, key: &str) -> Result<Uuid, CodecError> {
+    pub(crate) fn uuid(&self, key: &str) -> Result<Uuid, CodecError> {
         let text = self.string(key)?;
         let id = Uuid::parse_str(text).map_err(|_| self.bad(key))?;
         // Only the hyphenated lowercase form the service writes.
@@ -316,7 +316,7 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| self.bad(key))
     }
 
-    fn decimal(&self, key: &str) -> Result<Decimal, CodecError> {
+    pub(crate) fn decimal(&self, key: &str) -> Result<Decimal, CodecError> {
         let text = self.string(key)?;
         let value = crate::domain::money::parse_decimal_text(text).map_err(|_| self.bad(key))?;
         // Keep the written scale: `"10.50"` stays at scale 2.
@@ -330,11 +330,15 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| self.bad(key))
     }
 
-    fn parsed<T>(&self, key: &str, parse: fn(&str) -> Result<T, String>) -> Result<T, CodecError> {
+    pub(crate) fn parsed<T>(
+        &self,
+        key: &str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Result<T, CodecError> {
         parse(self.string(key)?).map_err(|reason| CodecError(format!("key {key:?}: {reason}")))
     }
 
-    fn optional<T>(
+    pub(crate) fn optional<T>(
         &self,
         key: &str,
         parse: fn(&str) -> Result<T, String>,
@@ -345,7 +349,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn metadata(&self) -> Result<Metadata, CodecError> {
+    pub(crate) fn metadata(&self) -> Result<Metadata, CodecError> {
         Metadata::parse(self.get("metadata")?.clone()).map_err(CodecError)
     }
 }

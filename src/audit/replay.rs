@@ -87,6 +87,21 @@ impl Replayer {
         Replayer::default()
     }
 
+    /// A replay that continues a journal from a known state: `book` as it was after the event
+    /// `head` (seq and hash), which happened at `last_at`. For exports of a range after seq 1.
+    pub fn from_opening(book: Book, head: ChainHead, last_at: Timestamp) -> Replayer {
+        assert_eq!(
+            book.last_seq(),
+            head.seq,
+            "the book and the chain agree on the last seq"
+        );
+        Replayer {
+            book: Some(book),
+            head: Some(head),
+            last_at: Some(last_at),
+        }
+    }
+
     pub fn book(&self) -> Option<&Book> {
         self.book.as_ref()
     }
