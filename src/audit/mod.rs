@@ -9,6 +9,7 @@ pub mod export;
 pub mod hash;
 pub mod merkle;
 pub mod replay;
+pub mod verify;
 pub mod time;
 
 pub use chain::{ChainHead, JournalEvent, Provenance};
