@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded;
 pub mod http;
+pub mod signing;
 pub mod startup;
 pub mod storage;
 pub mod writer;

@@ -3,6 +3,7 @@
 //! Reads go straight to the pool. Writes to a ledger go through [`batch`], one database
 //! transaction per batch of commands, serialised on the ledger's chain head row.
 
+pub mod audit;
 pub mod batch;
 pub mod idempotency;
 pub mod keys;
