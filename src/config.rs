@@ -8,7 +8,8 @@ use clap::Args;
 use crate::http::state::Limits;
 use std::num::NonZeroU32;
 
-use crate::startup::{Database, SecuritySettings, Settings};
+use crate::signing::SigningKeySource;
+use crate::startup::{AuditSettings, Database, SecuritySettings, Settings};
 use crate::storage::PoolSettings;
 use crate::writer::WriterSettings;
 
@@ -99,12 +100,42 @@ pub struct ServeArgs {
     /// Hours idempotency records are kept for replays.
     #[arg(long, env = "LEDGER_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(1..))]
     pub idempotency_retention_hours: u32,
+    /// Ed25519 key (PKCS#8 PEM) that signs checkpoints and exports. Required with DATABASE_URL;
+    /// in dev mode (embedded database) generated under LEDGER_DATA_DIR when absent.
+    #[arg(long, env = "LEDGER_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Checkpoint origins (and signed-note key names) are `<prefix>/<ledger>`.
+    #[arg(long, env = "LEDGER_ORIGIN_PREFIX", default_value = "ledger")]
+    pub origin_prefix: String,
+    /// How often a checkpoint is signed for every ledger whose journal grew.
+    #[arg(long, env = "LEDGER_CHECKPOINT_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub checkpoint_interval_ms: u64,
+    /// How often every ledger's integrity check runs on its own; 0: only on demand.
+    #[arg(
+        long,
+        env = "LEDGER_INTEGRITY_CHECK_INTERVAL_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub integrity_check_interval_seconds: u64,
     /// Seconds to finish accepted requests after a shutdown signal.
     #[arg(long, env = "LEDGER_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30)]
     pub shutdown_timeout_seconds: u64,
 }
 
 impl ServeArgs {
+    fn signing_key_source(&self) -> Result<SigningKeySource, String> {
+        if !crate::audit::checkpoint::is_valid_key_name(&format!("{}/x", self.origin_prefix)) {
+            return Err(
+                "LEDGER_ORIGIN_PREFIX must be a signed-note key name: no spaces, no '+'".into(),
+            );
+        }
+        match (&self.signing_key_file, &self.database.database_url) {
+            (Some(path), _) => Ok(SigningKeySource::File(path.clone())),
+            (None, None) => Ok(SigningKeySource::GenerateIfMissing(self.database.data_dir.join("signing-key.pem"))),
+            (None, Some(_)) => Err("LEDGER_SIGNING_KEY_FILE is required with DATABASE_URL (create one with `ledger keys generate --out FILE`)".into()),
+        }
+    }
+
     pub fn settings(&self) -> Result<Settings, String> {
         if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
             return Err("LEDGER_DEFAULT_PAGE_SIZE must be 1 to LEDGER_MAX_PAGE_SIZE".into());
@@ -134,6 +165,12 @@ impl ServeArgs {
             },
             http_workers: self.http_workers,
             shutdown_timeout_seconds: self.shutdown_timeout_seconds,
+            audit: AuditSettings {
+                signing_key: self.signing_key_source()?,
+                origin_prefix: self.origin_prefix.clone(),
+                checkpoint_interval_ms: self.checkpoint_interval_ms,
+                integrity_check_interval_seconds: self.integrity_check_interval_seconds,
+            },
             security: SecuritySettings {
                 bootstrap_admin_key: self.bootstrap_admin_key.clone(),
                 rate_limit_per_second: NonZeroU32::new(self.rate_limit_per_second)

@@ -4,6 +4,7 @@
 //! `writer`, `http`, `embedded`). See docs/ARCHITECTURE.md.
 
 pub mod audit;
+pub mod audit_service;
 pub mod config;
 pub mod domain;
 pub mod embedded;

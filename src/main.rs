@@ -44,6 +44,24 @@ enum Commands {
 enum KeysCommand {
     /// Create an API key and print its token (shown once).
     Create(CreateKeyArgs),
+    /// Generate an Ed25519 signing key into a new PKCS#8 PEM file (for LEDGER_SIGNING_KEY_FILE).
+    Generate {
+        /// The file to create (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Rotate the signing key: generate a new one into a new file, register it as current, retire
+    /// the others (they stay listed in GET /v1/keys). Then point LEDGER_SIGNING_KEY_FILE at it.
+    Rotate(RotateKeyArgs),
+}
+
+#[derive(clap::Args)]
+struct RotateKeyArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The file to create for the new key (never overwritten).
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -73,6 +91,8 @@ fn main() -> ExitCode {
             Commands::Serve(args) => serve(&args).await,
             Commands::Migrate(args) => migrate(&args).await,
             Commands::Keys(KeysCommand::Create(args)) => create_key(&args).await,
+            Commands::Keys(KeysCommand::Generate { out }) => generate_signing_key(&out),
+            Commands::Keys(KeysCommand::Rotate(args)) => rotate_signing_key(&args).await,
             Commands::Openapi => {
                 let document = ledger::http::openapi()
                     .to_pretty_json()
@@ -148,6 +168,42 @@ async fn create_key(args: &CreateKeyArgs) -> Result<(), String> {
             "created {} key {} (the token above is shown once)",
             role.as_str(),
             key.id
+        );
+        Ok(())
+    }
+    .await;
+    if let Some(cluster) = embedded {
+        cluster.stop().map_err(|error| error.to_string())?;
+    }
+    result
+}
+
+fn generate_signing_key(out: &std::path::Path) -> Result<(), String> {
+    let key = ledger::signing::generate();
+    ledger::signing::write_pem(out, &key).map_err(|error| error.to_string())?;
+    let id = ledger::audit::export::key_id(&key.verifying_key());
+    println!("{id}");
+    eprintln!("wrote signing key {id} to {} (mode 0600)", out.display());
+    Ok(())
+}
+
+async fn rotate_signing_key(args: &RotateKeyArgs) -> Result<(), String> {
+    let key = ledger::signing::generate();
+    ledger::signing::write_pem(&args.out, &key).map_err(|error| error.to_string())?;
+    let id = ledger::audit::export::key_id(&key.verifying_key());
+    let (config, embedded) = open_database(&args.database.database()?)
+        .await
+        .map_err(|error| error.to_string())?;
+    let result = async {
+        let storage = Storage::migrate_and_connect(config, args.database.pool()).await.map_err(|error| error.to_string())?;
+        let now = ledger::writer::now();
+        storage.register_signing_key(&id, key.verifying_key().as_bytes(), now).await.map_err(|error| error.to_string())?;
+        let retired = storage.retire_signing_keys_except(&id, now).await.map_err(|error| error.to_string())?;
+        println!("{id}");
+        eprintln!(
+            "new signing key {id} in {}; {retired} older key(s) retired (still listed for verification). \
+             Point LEDGER_SIGNING_KEY_FILE at the new file and restart the service.",
+            args.out.display()
         );
         Ok(())
     }

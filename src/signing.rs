@@ -42,7 +42,11 @@ pub struct Signer {
 
 impl Signer {
     pub fn new(key: SigningKey, origin_prefix: &str) -> Signer {
-        Signer { key_id: key_id(&key.verifying_key()), key, origin_prefix: origin_prefix.to_owned() }
+        Signer {
+            key_id: key_id(&key.verifying_key()),
+            key,
+            origin_prefix: origin_prefix.to_owned(),
+        }
     }
 
     pub fn key(&self) -> &SigningKey {
@@ -82,28 +86,47 @@ pub fn generate() -> SigningKey {
 }
 
 fn read_pem(path: &Path) -> Result<SigningKey, SigningKeyError> {
-    let error = |reason: String| SigningKeyError::File { path: path.to_owned(), reason };
+    let error = |reason: String| SigningKeyError::File {
+        path: path.to_owned(),
+        reason,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-    SigningKey::from_pkcs8_pem(&text).map_err(|e| error(format!("not an Ed25519 PKCS#8 PEM key: {e}")))
+    SigningKey::from_pkcs8_pem(&text)
+        .map_err(|e| error(format!("not an Ed25519 PKCS#8 PEM key: {e}")))
 }
 
 /// Writes a key as PKCS#8 PEM, readable by its owner only; never over an existing file.
 pub fn write_pem(path: &Path, key: &SigningKey) -> Result<(), SigningKeyError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let error = |reason: String| SigningKeyError::File { path: path.to_owned(), reason };
+    let error = |reason: String| SigningKeyError::File {
+        path: path.to_owned(),
+        reason,
+    };
     if path.exists() {
         return Err(SigningKeyError::Exists(path.to_owned()));
     }
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(|e| error(e.to_string()))?;
     }
-    let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| error(e.to_string()))?;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|e| error(e.to_string()))?;
-    file.write_all(pem.as_bytes()).map_err(|e| error(e.to_string()))
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| error(e.to_string()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| error(e.to_string()))?;
+    file.write_all(pem.as_bytes())
+        .map_err(|e| error(e.to_string()))
 }
 
 pub fn public_key_pem(key: &VerifyingKey) -> String {
-    key.to_public_key_pem(LineEnding::LF).expect("an Ed25519 public key encodes")
+    key.to_public_key_pem(LineEnding::LF)
+        .expect("an Ed25519 public key encodes")
 }
 
 #[cfg(test)]
@@ -115,15 +138,29 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ledger-signing-{}", uuid::Uuid::new_v4()));
         let path = dir.join("key.pem");
         let key = load(&SigningKeySource::GenerateIfMissing(path.clone())).unwrap();
-        assert_eq!(load(&SigningKeySource::File(path.clone())).unwrap().to_bytes(), key.to_bytes());
-        assert!(matches!(write_pem(&path, &generate()), Err(SigningKeyError::Exists(_))));
+        assert_eq!(
+            load(&SigningKeySource::File(path.clone()))
+                .unwrap()
+                .to_bytes(),
+            key.to_bytes()
+        );
+        assert!(matches!(
+            write_pem(&path, &generate()),
+            Err(SigningKeyError::Exists(_))
+        ));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_missing_or_foreign_key_file_is_a_clear_error() {
-        assert!(matches!(load(&SigningKeySource::File("/nonexistent/key.pem".into())), Err(SigningKeyError::File { .. })));
+        assert!(matches!(
+            load(&SigningKeySource::File("/nonexistent/key.pem".into())),
+            Err(SigningKeyError::File { .. })
+        ));
     }
 }

@@ -38,6 +38,32 @@ pub struct Settings {
     /// Seconds to finish accepted requests on shutdown.
     pub shutdown_timeout_seconds: u64,
     pub security: SecuritySettings,
+    pub audit: AuditSettings,
+}
+
+/// Signing and the cadence of checkpoints and integrity checks (§5, §7).
+#[derive(Clone, Debug)]
+pub struct AuditSettings {
+    pub signing_key: crate::signing::SigningKeySource,
+    /// Checkpoint origins are `<prefix>/<ledger>`.
+    pub origin_prefix: String,
+    pub checkpoint_interval_ms: u64,
+    /// 0: integrity checks run only on demand.
+    pub integrity_check_interval_seconds: u64,
+}
+
+impl AuditSettings {
+    /// A fresh in-memory key (tests).
+    pub fn ephemeral() -> AuditSettings {
+        AuditSettings {
+            signing_key: crate::signing::SigningKeySource::InMemory(Box::new(
+                crate::signing::generate(),
+            )),
+            origin_prefix: "ledger".into(),
+            checkpoint_interval_ms: 10_000,
+            integrity_check_interval_seconds: 0,
+        }
+    }
 }
 
 /// API keys, rate limits and idempotency retention (§6, §9).
@@ -199,6 +225,78 @@ fn spawn_idempotency_purge(storage: Storage, retention_hours: u32) {
     });
 }
 
+/// Loads the signing key and registers its public key, so `GET /v1/keys` lists it for as long as
+/// anything it signed may be verified.
+async fn start_signing(
+    storage: &Storage,
+    audit: &AuditSettings,
+) -> Result<crate::signing::Signer, StartupError> {
+    let key = crate::signing::load(&audit.signing_key)
+        .map_err(|error| StartupError::Config(error.to_string()))?;
+    let signer = crate::signing::Signer::new(key, &audit.origin_prefix);
+    storage
+        .register_signing_key(
+            signer.key_id(),
+            signer.verifying_key().as_bytes(),
+            crate::writer::now(),
+        )
+        .await?;
+    tracing::info!(key_id = signer.key_id(), "signing checkpoints and exports");
+    Ok(signer)
+}
+
+/// Signs a checkpoint of every ledger whose tree grew, every `interval_ms`.
+fn spawn_checkpoint_issuer(state: web::Data<AppState>, interval_ms: u64) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_millis(interval_ms));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let Ok(names) = state.storage.ledgers_needing_checkpoint().await else {
+                continue;
+            };
+            for name in names {
+                let Ok(ledger) = state.ledgers.get(&name).await else {
+                    continue;
+                };
+                let auditor = crate::audit_service::Auditor {
+                    storage: &state.storage,
+                    signer: &state.signer,
+                };
+                if let Err(error) = auditor.issue_checkpoint(&ledger).await {
+                    tracing::warn!(ledger = %name, error = %error, "could not issue a checkpoint; will retry");
+                }
+            }
+        }
+    });
+}
+
+/// Runs the integrity check of every ledger every `interval_seconds` (0: never on its own).
+fn spawn_integrity_checks(state: web::Data<AppState>, interval_seconds: u64) {
+    if interval_seconds == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(interval_seconds));
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            let Ok(page) = state.storage.ledgers_page(0, 1000).await else {
+                continue;
+            };
+            for ledger in page.items {
+                let auditor = crate::audit_service::Auditor {
+                    storage: &state.storage,
+                    signer: &state.signer,
+                };
+                if let Err(error) = auditor.record_integrity_check(&ledger).await {
+                    tracing::warn!(ledger = %ledger.name, error = %error, "the scheduled integrity check could not run");
+                }
+            }
+        }
+    });
+}
+
 /// Applies due expiries of ledgers nobody writes to: every `interval_ms`, each ledger with a
 /// pending transfer past its deadline gets an empty batch, which expires it (§3: at a
 /// deterministic point, the start of a batch, never lost across restarts: deadlines are stored).
@@ -244,9 +342,11 @@ impl Application {
             storage.clone(),
             settings.security.idempotency_retention_hours,
         );
+        let signer = start_signing(&storage, &settings.audit).await?;
         let state = web::Data::new(AppState {
             keys: KeyDirectory::new(storage.clone()),
             health: health_storage,
+            signer,
             rate_limits: RateLimits::new(
                 settings.security.rate_limit_per_second,
                 settings.security.rate_limit_burst,
@@ -258,6 +358,11 @@ impl Application {
             metrics: metrics_handle(),
         });
         spawn_expiry_ticker(state.clone(), settings.writer.expiry_interval_ms);
+        spawn_checkpoint_issuer(state.clone(), settings.audit.checkpoint_interval_ms);
+        spawn_integrity_checks(
+            state.clone(),
+            settings.audit.integrity_check_interval_seconds,
+        );
         let listener =
             TcpListener::bind(&settings.listen).map_err(|source| StartupError::Listen {
                 address: settings.listen.clone(),

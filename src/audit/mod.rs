@@ -9,8 +9,8 @@ pub mod export;
 pub mod hash;
 pub mod merkle;
 pub mod replay;
-pub mod verify;
 pub mod time;
+pub mod verify;
 
 pub use chain::{ChainHead, JournalEvent, Provenance};
 pub use hash::Hash32;

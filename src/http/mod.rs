@@ -2,6 +2,7 @@
 //! commands, hand them to the ledger's writer or read from storage, and render the outcome.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod context;
 pub mod dto;
@@ -51,6 +52,16 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(ledgers::list_ledgers)
         .service(ledgers::get_ledger)
         .service(journal::journal)
+        .service(audit::signing_keys)
+        .service(audit::get_checkpoint)
+        .service(audit::inclusion_proof)
+        .service(audit::consistency_proof)
+        .service(audit::entries)
+        .service(audit::balance)
+        .service(audit::transfer_audit)
+        .service(audit::export)
+        .service(audit::run_integrity_check)
+        .service(audit::latest_integrity_check)
         .service(keys::create_api_key)
         .service(keys::list_api_keys)
         .service(keys::revoke_api_key)

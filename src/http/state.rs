@@ -33,6 +33,8 @@ pub struct AppState {
     /// One connection of its own for readiness: a busy service is still ready.
     pub health: Storage,
     pub keys: super::auth::KeyDirectory,
+    /// Signs checkpoints and exports.
+    pub signer: crate::signing::Signer,
     pub rate_limits: super::auth::RateLimits,
     pub writers: Arc<Writers>,
     pub ledgers: LedgerDirectory,

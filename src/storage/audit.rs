@@ -71,8 +71,14 @@ fn run_from_row(row: &Row) -> Result<IntegrityRun, StorageError> {
         id: row.get("id"),
         status: row.get("status"),
         started_at: from_sql_time(row.get("started_at"))?,
-        finished_at: row.get::<_, Option<OffsetDateTime>>("finished_at").map(from_sql_time).transpose()?,
-        checked_seq: row.get::<_, Option<i64>>("checked_seq").map(seq_from_sql).transpose()?,
+        finished_at: row
+            .get::<_, Option<OffsetDateTime>>("finished_at")
+            .map(from_sql_time)
+            .transpose()?,
+        checked_seq: row
+            .get::<_, Option<i64>>("checked_seq")
+            .map(seq_from_sql)
+            .transpose()?,
         findings: row.get("findings"),
     })
 }
@@ -95,7 +101,12 @@ impl Storage {
     // ------------------------------------------------------------ signing keys
 
     /// Registers a public key (once: registering it again changes nothing).
-    pub async fn register_signing_key(&self, id: &str, public_key: &[u8; 32], at: Timestamp) -> Result<(), StorageError> {
+    pub async fn register_signing_key(
+        &self,
+        id: &str,
+        public_key: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<(), StorageError> {
         let client = self.client().await?;
         client
             .execute(
@@ -107,9 +118,18 @@ impl Storage {
     }
 
     /// Marks every key but `current` retired (rotation); retired keys stay listed.
-    pub async fn retire_signing_keys_except(&self, current: &str, at: Timestamp) -> Result<u64, StorageError> {
+    pub async fn retire_signing_keys_except(
+        &self,
+        current: &str,
+        at: Timestamp,
+    ) -> Result<u64, StorageError> {
         let client = self.client().await?;
-        Ok(client.execute("UPDATE signing_keys SET retired_at = $2 WHERE id <> $1 AND retired_at IS NULL", &[&current, &to_sql_time(at)]).await?)
+        Ok(client
+            .execute(
+                "UPDATE signing_keys SET retired_at = $2 WHERE id <> $1 AND retired_at IS NULL",
+                &[&current, &to_sql_time(at)],
+            )
+            .await?)
     }
 
     pub async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StorageError> {
@@ -120,9 +140,14 @@ impl Storage {
                 let bytes: Vec<u8> = row.get("public_key");
                 Ok(StoredSigningKey {
                     id: row.get("id"),
-                    public_key: bytes.try_into().map_err(|_| StorageError::Corrupt("a public key is not 32 bytes".into()))?,
+                    public_key: bytes.try_into().map_err(|_| {
+                        StorageError::Corrupt("a public key is not 32 bytes".into())
+                    })?,
                     created_at: from_sql_time(row.get("created_at"))?,
-                    retired_at: row.get::<_, Option<OffsetDateTime>>("retired_at").map(from_sql_time).transpose()?,
+                    retired_at: row
+                        .get::<_, Option<OffsetDateTime>>("retired_at")
+                        .map(from_sql_time)
+                        .transpose()?,
                 })
             })
             .collect()
@@ -131,7 +156,11 @@ impl Storage {
     // ------------------------------------------------------------ checkpoints
 
     /// Records a checkpoint; if one of that size exists already, that one stays (and is returned).
-    pub async fn record_checkpoint(&self, ledger_id: i32, checkpoint: &StoredCheckpoint) -> Result<StoredCheckpoint, StorageError> {
+    pub async fn record_checkpoint(
+        &self,
+        ledger_id: i32,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<StoredCheckpoint, StorageError> {
         let client = self.client().await?;
         client
             .execute(
@@ -149,7 +178,10 @@ impl Storage {
         checkpoint_from_row(&row)
     }
 
-    pub async fn latest_checkpoint(&self, ledger_id: i32) -> Result<Option<StoredCheckpoint>, StorageError> {
+    pub async fn latest_checkpoint(
+        &self,
+        ledger_id: i32,
+    ) -> Result<Option<StoredCheckpoint>, StorageError> {
         let client = self.client().await?;
         client
             .query_opt(
@@ -178,7 +210,11 @@ impl Storage {
 
     /// The roots of these complete subtrees, each computed from at most 128 stored hashes (event
     /// hashes, or stored subtree roots of levels 8, 16, …).
-    pub async fn merkle_subtrees(&self, ledger_id: i32, ids: &[SubtreeId]) -> Result<BTreeMap<SubtreeId, Hash32>, StorageError> {
+    pub async fn merkle_subtrees(
+        &self,
+        ledger_id: i32,
+        ids: &[SubtreeId],
+    ) -> Result<BTreeMap<SubtreeId, Hash32>, StorageError> {
         let client = self.client().await?;
         let leaves = client.prepare_cached("SELECT hash FROM journal WHERE ledger_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq").await?;
         let nodes = client
@@ -190,15 +226,26 @@ impl Storage {
                 StoredChildren::LeafHashes { first_leaf, count } => {
                     let (from, to) = (seq_to_sql(first_leaf), seq_to_sql(first_leaf + count));
                     let rows = client.query(&leaves, &[&ledger_id, &from, &to]).await?;
-                    rows.iter().map(|row| hash_from_sql(row.get(0)).map(|hash| merkle::leaf_hash(&hash))).collect::<Result<_, _>>()?
+                    rows.iter()
+                        .map(|row| hash_from_sql(row.get(0)).map(|hash| merkle::leaf_hash(&hash)))
+                        .collect::<Result<_, _>>()?
                 }
-                StoredChildren::StoredNodes { level, first_index, count } => {
+                StoredChildren::StoredNodes {
+                    level,
+                    first_index,
+                    count,
+                } => {
                     let (from, to) = (seq_to_sql(first_index), seq_to_sql(first_index + count));
-                    let rows = client.query(&nodes, &[&ledger_id, &(level as i16), &from, &to]).await?;
-                    rows.iter().map(|row| hash_from_sql(row.get(0))).collect::<Result<_, _>>()?
+                    let rows = client
+                        .query(&nodes, &[&ledger_id, &(level as i16), &from, &to])
+                        .await?;
+                    rows.iter()
+                        .map(|row| hash_from_sql(row.get(0)))
+                        .collect::<Result<_, _>>()?
                 }
             };
-            let hash = merkle::subtree_from_children(*id, &children).map_err(|error| StorageError::Corrupt(format!("merkle tree: {error}")))?;
+            let hash = merkle::subtree_from_children(*id, &children)
+                .map_err(|error| StorageError::Corrupt(format!("merkle tree: {error}")))?;
             subtrees.insert(*id, hash);
         }
         Ok(subtrees)
@@ -207,7 +254,13 @@ impl Storage {
     // ------------------------------------------------------------ audit trail
 
     /// An account's postings in seq order, after `after_seq`, with the balances after each.
-    pub async fn entries_page(&self, ledger_id: i32, account: &Account, after_seq: i64, limit: usize) -> Result<(Vec<Entry>, bool), StorageError> {
+    pub async fn entries_page(
+        &self,
+        ledger_id: i32,
+        account: &Account,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), StorageError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -235,7 +288,11 @@ impl Storage {
                     event_type: row.get("type"),
                     at: from_sql_time(row.get("at"))?,
                     transfer_id: TransferId::new(row.get("transfer_id")),
-                    side: if row.get::<_, &str>("side") == "debit" { Side::Debit } else { Side::Credit },
+                    side: if row.get::<_, &str>("side") == "debit" {
+                        Side::Debit
+                    } else {
+                        Side::Credit
+                    },
                     pending_delta: delta("pending_delta"),
                     posted_delta: delta("posted_delta"),
                     balances_after: balances_from_row(row, scale, "")?,
@@ -246,7 +303,12 @@ impl Storage {
     }
 
     /// An account's balances right after the event `seq` (zero before its first posting).
-    pub async fn balances_as_of(&self, ledger_id: i32, account: &Account, seq: u64) -> Result<Balances, StorageError> {
+    pub async fn balances_as_of(
+        &self,
+        ledger_id: i32,
+        account: &Account,
+        seq: u64,
+    ) -> Result<Balances, StorageError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -264,7 +326,11 @@ impl Storage {
 
     /// The seqs of every event of a transfer: its creation, its resolution (post, void, expiry)
     /// and its reversals, in order.
-    pub async fn transfer_event_seqs(&self, ledger_id: i32, transfer: &Transfer) -> Result<Vec<u64>, StorageError> {
+    pub async fn transfer_event_seqs(
+        &self,
+        ledger_id: i32,
+        transfer: &Transfer,
+    ) -> Result<Vec<u64>, StorageError> {
         let client = self.client().await?;
         let id = transfer.id.as_uuid();
         let rows = client
@@ -284,19 +350,31 @@ impl Storage {
         Ok(seqs)
     }
 
-    pub async fn events_by_seq(&self, ledger: &LedgerRecord, seqs: &[u64]) -> Result<Vec<JournalEvent>, StorageError> {
+    pub async fn events_by_seq(
+        &self,
+        ledger: &LedgerRecord,
+        seqs: &[u64],
+    ) -> Result<Vec<JournalEvent>, StorageError> {
         let client = self.client().await?;
         let seqs: Vec<i64> = seqs.iter().map(|seq| seq_to_sql(*seq)).collect();
         let sql = format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE ledger_id = $1 AND seq = ANY($2) ORDER BY seq");
         let rows = client.query(&sql, &[&ledger.id, &seqs]).await?;
-        rows.iter().map(|row| journal_event_from_row(&ledger.name, row)).collect()
+        rows.iter()
+            .map(|row| journal_event_from_row(&ledger.name, row))
+            .collect()
     }
 
     // ------------------------------------------------------------ export
 
     /// Accounts opened at or before `seq`, after `after_id` in id order, with their balances and
     /// status as of `seq`.
-    pub async fn accounts_as_of(&self, ledger_id: i32, seq: u64, after_id: Option<Uuid>, limit: usize) -> Result<Vec<Account>, StorageError> {
+    pub async fn accounts_as_of(
+        &self,
+        ledger_id: i32,
+        seq: u64,
+        after_id: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Account>, StorageError> {
         let client = self.client().await?;
         let sql = format!(
             "SELECT {}, coalesce(b.posted_debits, 0) AS as_of_posted_debits, coalesce(b.posted_credits, 0) AS as_of_posted_credits, \
@@ -315,12 +393,23 @@ impl Storage {
              WHERE a.ledger_id = $1 AND a.opened_seq <= $2 AND ($3::uuid IS NULL OR a.id > $3) ORDER BY a.id LIMIT $4",
             prefixed("a", ACCOUNT_COLUMNS)
         );
-        let rows = client.query(&sql, &[&ledger_id, &seq_to_sql(seq), &after_id, &(i64::try_from(limit).unwrap_or(i64::MAX))]).await?;
+        let rows = client
+            .query(
+                &sql,
+                &[
+                    &ledger_id,
+                    &seq_to_sql(seq),
+                    &after_id,
+                    &(i64::try_from(limit).unwrap_or(i64::MAX)),
+                ],
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 let mut account = account_from_row(row)?;
                 account.balances = balances_from_row(row, account.currency.scale(), "as_of_")?;
-                account.status = AccountStatus::parse(row.get("as_of_status")).ok_or_else(|| StorageError::Corrupt("status".into()))?;
+                account.status = AccountStatus::parse(row.get("as_of_status"))
+                    .ok_or_else(|| StorageError::Corrupt("status".into()))?;
                 Ok(account)
             })
             .collect()
@@ -328,7 +417,12 @@ impl Storage {
 
     // ------------------------------------------------------------ integrity checks
 
-    pub async fn start_integrity_run(&self, ledger_id: i32, id: Uuid, at: Timestamp) -> Result<(), StorageError> {
+    pub async fn start_integrity_run(
+        &self,
+        ledger_id: i32,
+        id: Uuid,
+        at: Timestamp,
+    ) -> Result<(), StorageError> {
         let client = self.client().await?;
         client
             .execute("INSERT INTO integrity_checks (ledger_id, id, status, started_at) VALUES ($1, $2, 'running', $3)", &[&ledger_id, &id, &to_sql_time(at)])
@@ -336,7 +430,15 @@ impl Storage {
         Ok(())
     }
 
-    pub async fn finish_integrity_run(&self, ledger_id: i32, id: Uuid, passed: bool, checked_seq: u64, findings: &Value, at: Timestamp) -> Result<IntegrityRun, StorageError> {
+    pub async fn finish_integrity_run(
+        &self,
+        ledger_id: i32,
+        id: Uuid,
+        passed: bool,
+        checked_seq: u64,
+        findings: &Value,
+        at: Timestamp,
+    ) -> Result<IntegrityRun, StorageError> {
         let client = self.client().await?;
         let status = if passed { "passed" } else { "failed" };
         let row = client
@@ -349,7 +451,10 @@ impl Storage {
         run_from_row(&row)
     }
 
-    pub async fn latest_integrity_run(&self, ledger_id: i32) -> Result<Option<IntegrityRun>, StorageError> {
+    pub async fn latest_integrity_run(
+        &self,
+        ledger_id: i32,
+    ) -> Result<Option<IntegrityRun>, StorageError> {
         let client = self.client().await?;
         client
             .query_opt(
@@ -363,7 +468,10 @@ impl Storage {
     }
 
     /// §4.2: currencies whose posted or pending debits and credits differ, with the sums.
-    pub async fn unbalanced_currencies(&self, ledger_id: i32) -> Result<Vec<(String, Decimal, Decimal, Decimal, Decimal)>, StorageError> {
+    pub async fn unbalanced_currencies(
+        &self,
+        ledger_id: i32,
+    ) -> Result<Vec<(String, Decimal, Decimal, Decimal, Decimal)>, StorageError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -373,11 +481,17 @@ impl Storage {
                 &[&ledger_id],
             )
             .await?;
-        Ok(rows.iter().map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))).collect())
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
+            .collect())
     }
 
     /// §4.3: accounts whose four balance fields differ from the sums of their postings.
-    pub async fn accounts_differing_from_postings(&self, ledger_id: i32) -> Result<Vec<Uuid>, StorageError> {
+    pub async fn accounts_differing_from_postings(
+        &self,
+        ledger_id: i32,
+    ) -> Result<Vec<Uuid>, StorageError> {
         let client = self.client().await?;
         let rows = client
             .query(

@@ -243,3 +243,31 @@ impl Storage {
         }
     }
 }
+
+impl Storage {
+    /// Runs `operation` at most once per claim: its scope is locked for the duration (a
+    /// concurrent duplicate waits, then replays), and its response is recorded when it ends.
+    /// For operations that are not writer batches (integrity checks).
+    pub async fn run_claimed<F, Fut>(
+        &self,
+        claim: Option<&Claim>,
+        operation: F,
+    ) -> Result<Idempotent<StoredResponse>, StorageError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<StoredResponse, StorageError>>,
+    {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        if let Some(answer) = settle_before_applying(&transaction, claim).await? {
+            return Ok(match answer {
+                Idempotent::Replayed(response) => Idempotent::Replayed(response),
+                _ => Idempotent::KeyReused,
+            });
+        }
+        let response = operation().await?;
+        record(&transaction, claim, response.clone()).await?;
+        transaction.commit().await?;
+        Ok(Idempotent::Applied(response))
+    }
+}

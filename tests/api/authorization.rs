@@ -48,6 +48,52 @@ const fn route(method: &'static str, path: &'static str, access: Access) -> Rout
 /// ledgers and open accounts; only admins for every ledger manage API keys; only auditors read
 /// the journal. A route the service documents must appear here.
 const MATRIX: &[Route] = &[
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/accounts/{id}/entries",
+        Access::AnyRole,
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/accounts/{id}/balance",
+        Access::AnyRole,
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/transfers/{id}/audit",
+        Access::Only("auditor"),
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/checkpoint",
+        Access::Only("auditor"),
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/proofs/inclusion",
+        Access::Only("auditor"),
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/proofs/consistency",
+        Access::Only("auditor"),
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/export",
+        Access::Only("auditor"),
+    ),
+    route(
+        "POST",
+        "/v1/ledgers/{ledger}/integrity-checks",
+        Access::Only("auditor"),
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/integrity-checks/latest",
+        Access::Only("auditor"),
+    ),
+    route("GET", "/v1/keys", Access::AnyRole),
     route("GET", "/health/live", Access::Open),
     route("GET", "/health/ready", Access::Open),
     route("GET", "/metrics", Access::Open),

@@ -126,6 +126,7 @@ pub fn settings_for(database: tokio_postgres::Config) -> Settings {
         limits: Limits::default(),
         http_workers: 2,
         shutdown_timeout_seconds: 1,
+        audit: ledger::startup::AuditSettings::ephemeral(),
         security: ledger::startup::SecuritySettings {
             bootstrap_admin_key: Some(ADMIN_TOKEN.into()),
             ..Default::default()

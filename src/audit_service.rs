@@ -1,0 +1,511 @@
+//! The shell around the audit core: checkpoints, proofs, the signed export and the integrity
+//! check, reading what storage keeps and computing with `audit` (§5, §7).
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::audit::checkpoint::sign_checkpoint;
+use crate::audit::export::{self, AccountBalance, ContentHasher, Header, Line, Manifest, Opening};
+use crate::audit::merkle::{self, LeafRange, MerkleFrontier, SubtreeId};
+use crate::audit::replay::Replayer;
+use crate::audit::{ChainHead, Hash32};
+use crate::domain::*;
+use crate::signing::Signer;
+use crate::storage::audit::StoredCheckpoint;
+use crate::storage::{LedgerRecord, Storage, StorageError};
+
+/// Events read from storage at a time, by exports and integrity checks: memory stays bounded
+/// whatever the range.
+const PAGE_EVENTS: usize = 1000;
+/// Accounts read from storage at a time by exports.
+const PAGE_ACCOUNTS: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A size or seq outside what the tree holds.
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error("the ledger has no event yet")]
+    Empty,
+    /// The client reading an export went away.
+    #[error("the client went away")]
+    ClientGone,
+}
+
+/// An RFC 9162 inclusion proof of one event in a tree of `tree_size` leaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InclusionProof {
+    pub seq: u64,
+    pub tree_size: u64,
+    pub event_hash: Hash32,
+    pub root: Hash32,
+    pub proof: Vec<Hash32>,
+}
+
+/// An RFC 9162 consistency proof: the tree of `from_size` leaves is a prefix of the other.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsistencyProof {
+    pub from_size: u64,
+    pub to_size: u64,
+    pub from_root: Hash32,
+    pub to_root: Hash32,
+    pub proof: Vec<Hash32>,
+}
+
+pub struct Auditor<'a> {
+    pub storage: &'a Storage,
+    pub signer: &'a Signer,
+}
+
+impl Auditor<'_> {
+    async fn subtrees(
+        &self,
+        ledger_id: i32,
+        ids: Vec<SubtreeId>,
+    ) -> Result<BTreeMap<SubtreeId, Hash32>, AuditError> {
+        Ok(self.storage.merkle_subtrees(ledger_id, &ids).await?)
+    }
+
+    /// The size of the ledger's tree now (every committed event).
+    pub async fn tree_size(&self, ledger: &LedgerRecord) -> Result<u64, AuditError> {
+        Ok(self.storage.ledger_head(ledger.id).await?.merkle.size())
+    }
+
+    /// The root of the tree of the first `size` events.
+    pub async fn root_at(&self, ledger: &LedgerRecord, size: u64) -> Result<Hash32, AuditError> {
+        let range =
+            LeafRange::new(0, size).map_err(|error| AuditError::OutOfRange(error.to_string()))?;
+        let subtrees = self.subtrees(ledger.id, range.subtrees()).await?;
+        merkle::tree_root(size, &subtrees)
+            .map_err(|error| AuditError::Storage(StorageError::Corrupt(error.to_string())))
+    }
+
+    /// The frontier (compact range) of the tree of the first `size` events.
+    async fn frontier_at(
+        &self,
+        ledger: &LedgerRecord,
+        size: u64,
+    ) -> Result<MerkleFrontier, AuditError> {
+        if size == 0 {
+            return Ok(MerkleFrontier::new());
+        }
+        let ids = LeafRange::new(0, size)
+            .map_err(|error| AuditError::OutOfRange(error.to_string()))?
+            .subtrees();
+        let subtrees = self.subtrees(ledger.id, ids.clone()).await?;
+        let hashes = ids.iter().map(|id| subtrees[id]).collect();
+        MerkleFrontier::from_parts(size, hashes)
+            .map_err(|error| AuditError::Storage(StorageError::Corrupt(error.to_string())))
+    }
+
+    /// The signed checkpoint of the tree of the first `size` events (recorded; the recorded one
+    /// when it exists).
+    pub async fn checkpoint_of_size(
+        &self,
+        ledger: &LedgerRecord,
+        size: u64,
+    ) -> Result<StoredCheckpoint, AuditError> {
+        let root = self.root_at(ledger, size).await?;
+        let origin = self.signer.origin(ledger.name.as_str());
+        let note = sign_checkpoint(&origin, size, &root, self.signer.key())
+            .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
+        let checkpoint = StoredCheckpoint {
+            tree_size: size,
+            root,
+            note,
+            key_id: self.signer.key_id().to_owned(),
+            issued_at: crate::writer::now(),
+        };
+        Ok(self
+            .storage
+            .record_checkpoint(ledger.id, &checkpoint)
+            .await?)
+    }
+
+    /// A checkpoint of the tree as it is now, unless the latest one covers it already.
+    pub async fn issue_checkpoint(
+        &self,
+        ledger: &LedgerRecord,
+    ) -> Result<StoredCheckpoint, AuditError> {
+        let head = self.storage.ledger_head(ledger.id).await?;
+        let size = head.merkle.size();
+        if size == 0 {
+            return Err(AuditError::Empty);
+        }
+        if let Some(latest) = self.storage.latest_checkpoint(ledger.id).await? {
+            if latest.tree_size >= size {
+                return Ok(latest);
+            }
+        }
+        let origin = self.signer.origin(ledger.name.as_str());
+        let note = sign_checkpoint(&origin, size, &head.merkle.root(), self.signer.key())
+            .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
+        let checkpoint = StoredCheckpoint {
+            tree_size: size,
+            root: head.merkle.root(),
+            note,
+            key_id: self.signer.key_id().to_owned(),
+            issued_at: crate::writer::now(),
+        };
+        Ok(self
+            .storage
+            .record_checkpoint(ledger.id, &checkpoint)
+            .await?)
+    }
+
+    /// The latest checkpoint, issuing one first when there is none.
+    pub async fn latest_checkpoint(
+        &self,
+        ledger: &LedgerRecord,
+    ) -> Result<StoredCheckpoint, AuditError> {
+        match self.storage.latest_checkpoint(ledger.id).await? {
+            Some(checkpoint) => Ok(checkpoint),
+            None => self.issue_checkpoint(ledger).await,
+        }
+    }
+
+    pub async fn inclusion_proof(
+        &self,
+        ledger: &LedgerRecord,
+        seq: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProof, AuditError> {
+        let size_now = self.tree_size(ledger).await?;
+        if seq == 0 || seq > tree_size || tree_size > size_now {
+            return Err(AuditError::OutOfRange(format!("need 1 <= seq <= tree_size <= {size_now} (the tree's size), got seq {seq}, tree_size {tree_size}")));
+        }
+        let ranges = merkle::inclusion_proof_ranges(seq - 1, tree_size)
+            .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
+        let subtrees = self
+            .subtrees(ledger.id, merkle::subtrees_needed(&ranges))
+            .await?;
+        let proof = merkle::proof_from_ranges(&ranges, &subtrees)
+            .map_err(|error| AuditError::Storage(StorageError::Corrupt(error.to_string())))?;
+        let event = self
+            .storage
+            .events_by_seq(ledger, &[seq])
+            .await?
+            .pop()
+            .ok_or_else(|| AuditError::OutOfRange(format!("no event {seq}")))?;
+        Ok(InclusionProof {
+            seq,
+            tree_size,
+            event_hash: event.hash,
+            root: self.root_at(ledger, tree_size).await?,
+            proof,
+        })
+    }
+
+    pub async fn consistency_proof(
+        &self,
+        ledger: &LedgerRecord,
+        from_size: u64,
+        to_size: u64,
+    ) -> Result<ConsistencyProof, AuditError> {
+        let size_now = self.tree_size(ledger).await?;
+        if from_size == 0 || from_size > to_size || to_size > size_now {
+            return Err(AuditError::OutOfRange(format!("need 1 <= from_size <= to_size <= {size_now} (the tree's size), got {from_size} and {to_size}")));
+        }
+        let ranges = merkle::consistency_proof_ranges(from_size, to_size)
+            .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
+        let subtrees = self
+            .subtrees(ledger.id, merkle::subtrees_needed(&ranges))
+            .await?;
+        let proof = merkle::proof_from_ranges(&ranges, &subtrees)
+            .map_err(|error| AuditError::Storage(StorageError::Corrupt(error.to_string())))?;
+        Ok(ConsistencyProof {
+            from_size,
+            to_size,
+            from_root: self.root_at(ledger, from_size).await?,
+            to_root: self.root_at(ledger, to_size).await?,
+            proof,
+        })
+    }
+
+    /// Streams the signed export of `from_seq..=to_seq` (docs/AUDIT_FORMAT.md §5) into `sink`,
+    /// one line at a time, never holding the range in memory. Stops quietly when the receiver
+    /// goes away.
+    pub async fn export(
+        &self,
+        ledger: &LedgerRecord,
+        from_seq: u64,
+        to_seq: u64,
+        sink: mpsc::Sender<Vec<u8>>,
+    ) -> Result<(), AuditError> {
+        let mut out = ExportWriter {
+            sink,
+            content: ContentHasher::new(),
+            events: 0,
+            balances: 0,
+        };
+        let origin = self.signer.origin(ledger.name.as_str());
+        out.line(&Line::Header(Header {
+            ledger: ledger.name.clone(),
+            origin: origin.clone(),
+            assets: ledger.assets.clone(),
+            from_seq,
+            to_seq,
+        }))
+        .await?;
+        if from_seq > 1 {
+            self.write_opening(ledger, from_seq - 1, &mut out).await?;
+        }
+        let mut after = i64::try_from(from_seq - 1).expect("seq fits");
+        loop {
+            let page = self
+                .storage
+                .journal_page(ledger, after, PAGE_EVENTS)
+                .await?;
+            for event in page.items.iter().take_while(|event| event.seq <= to_seq) {
+                out.events += 1;
+                out.line(&Line::Event(event.clone())).await?;
+            }
+            match page.next_after {
+                Some(next) if (next as u64) < to_seq => after = next,
+                _ => break,
+            }
+        }
+        let checkpoint = self.checkpoint_of_size(ledger, to_seq).await?;
+        out.line(&Line::Checkpoint {
+            tree_size: to_seq,
+            note: checkpoint.note,
+        })
+        .await?;
+        let mut after_id = None;
+        loop {
+            let accounts = self
+                .storage
+                .accounts_as_of(ledger.id, to_seq, after_id, PAGE_ACCOUNTS)
+                .await?;
+            for account in &accounts {
+                out.balances += 1;
+                out.line(&Line::Balance(AccountBalance::of(account)))
+                    .await?;
+            }
+            match accounts.last() {
+                Some(last) if accounts.len() == PAGE_ACCOUNTS => after_id = Some(last.id.as_uuid()),
+                _ => break,
+            }
+        }
+        let manifest = Manifest {
+            ledger: ledger.name.clone(),
+            origin,
+            from_seq,
+            to_seq,
+            events: out.events,
+            balances: out.balances,
+            lines: out.content.lines(),
+            content_sha256: out.content.clone().finish(),
+            key_id: self.signer.key_id().to_owned(),
+        };
+        let manifest_line = Line::Manifest(manifest).encode();
+        let signature = export::sign_manifest(&manifest_line, self.signer.key());
+        out.send(manifest_line).await?;
+        out.send(Line::Signature(signature).encode()).await
+    }
+
+    /// The state before a range: replayed from genesis through the engine, so the opening the
+    /// export states is the one the journal implies.
+    async fn write_opening(
+        &self,
+        ledger: &LedgerRecord,
+        seq: u64,
+        out: &mut ExportWriter,
+    ) -> Result<(), AuditError> {
+        let mut replayer = Replayer::new();
+        let mut after = 0;
+        let mut last_at = None;
+        while after < seq as i64 {
+            let page = self
+                .storage
+                .journal_page(ledger, after, PAGE_EVENTS)
+                .await?;
+            for event in page.items.iter().take_while(|event| event.seq <= seq) {
+                replayer.push(event).map_err(|fault| {
+                    AuditError::Storage(StorageError::Corrupt(format!(
+                        "the journal does not replay: {fault}"
+                    )))
+                })?;
+                last_at = Some(event.at);
+            }
+            match page.next_after {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        let head: ChainHead = replayer.head();
+        let book = replayer.book().ok_or(AuditError::Empty)?;
+        let opening = Opening {
+            seq,
+            hash: head.hash,
+            at: last_at.ok_or(AuditError::Empty)?,
+            merkle: self.frontier_at(ledger, seq).await?,
+        };
+        out.line(&Line::Opening(opening)).await?;
+        let mut accounts: Vec<&Account> = book.accounts().collect();
+        accounts.sort_by_key(|account| account.id);
+        for account in accounts {
+            out.line(&Line::OpeningAccount(account.clone())).await?;
+        }
+        let mut open: Vec<&Transfer> = book
+            .transfers()
+            .filter(|transfer| {
+                transfer.state == TransferState::Pending
+                    || (transfer.state == TransferState::Posted
+                        && transfer.reversible_amount() > rust_decimal::Decimal::ZERO)
+            })
+            .collect();
+        open.sort_by_key(|transfer| transfer.id);
+        for transfer in open {
+            out.line(&Line::OpeningTransfer(transfer.clone())).await?;
+        }
+        Ok(())
+    }
+
+    /// The integrity check (§7): the chain (seq from 1 without gaps, every hash and prev_hash),
+    /// the Merkle tree against the head's frontier and the latest checkpoint, §4.2 and §4.3.
+    /// Returns the last seq checked and the findings (empty: passed).
+    pub async fn integrity_check(
+        &self,
+        ledger: &LedgerRecord,
+    ) -> Result<(u64, Vec<Value>), AuditError> {
+        const MAX_FINDINGS: usize = 100;
+        let mut findings = Vec::new();
+        let head = self.storage.ledger_head(ledger.id).await?;
+        let checkpoint = self.storage.latest_checkpoint(ledger.id).await?;
+        let mut frontier = MerkleFrontier::new();
+        let mut previous = ChainHead::GENESIS;
+        let mut after = 0;
+        loop {
+            let page = self
+                .storage
+                .journal_page(ledger, after, PAGE_EVENTS)
+                .await?;
+            for event in &page.items {
+                if findings.len() < MAX_FINDINGS {
+                    if event.seq != previous.seq + 1 {
+                        findings.push(json!({"check": "chain", "seq": event.seq, "detail": format!("seq {} follows seq {}: the journal has a gap or a swap", event.seq, previous.seq)}));
+                    } else if event.prev_hash != previous.hash {
+                        findings.push(json!({"check": "chain", "seq": event.seq, "detail": "prev_hash is not the previous event's hash"}));
+                    }
+                    if event.computed_hash() != event.hash {
+                        findings.push(json!({"check": "chain", "seq": event.seq, "detail": "hash is not SHA-256 of the canonical event: the event was altered"}));
+                    }
+                }
+                frontier
+                    .append_event_hash(&event.hash)
+                    .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
+                if let Some(checkpoint) = checkpoint
+                    .as_ref()
+                    .filter(|checkpoint| checkpoint.tree_size == frontier.size())
+                {
+                    if frontier.root() != checkpoint.root {
+                        findings.push(json!({"check": "merkle", "seq": event.seq, "detail": format!("the root of the first {} events is not the signed checkpoint's", checkpoint.tree_size)}));
+                    }
+                }
+                previous = ChainHead {
+                    seq: event.seq,
+                    hash: event.hash,
+                };
+            }
+            match page.next_after {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        if previous != head.chain {
+            findings.push(json!({"check": "chain", "seq": previous.seq, "detail": format!("the journal ends at seq {} but the chain head is at seq {}", previous.seq, head.chain.seq)}));
+        }
+        if frontier != head.merkle {
+            findings.push(json!({"check": "merkle", "detail": "the stored Merkle frontier is not the tree of the journal's events"}));
+        }
+        if checkpoint
+            .as_ref()
+            .is_some_and(|checkpoint| checkpoint.tree_size > frontier.size())
+        {
+            findings.push(json!({"check": "merkle", "detail": "the latest checkpoint covers events the journal no longer has"}));
+        }
+        for (currency, posted_debits, posted_credits, pending_debits, pending_credits) in
+            self.storage.unbalanced_currencies(ledger.id).await?
+        {
+            findings.push(json!({"check": "balanced_currencies", "detail": format!(
+                "{currency}: posted debits {posted_debits} vs credits {posted_credits}, pending debits {pending_debits} vs credits {pending_credits}"
+            )}));
+        }
+        for account in self
+            .storage
+            .accounts_differing_from_postings(ledger.id)
+            .await?
+        {
+            findings.push(json!({"check": "account_postings", "account_id": account.to_string(), "detail": "the account's balances are not the sums of its postings"}));
+        }
+        findings.truncate(MAX_FINDINGS);
+        Ok((previous.seq, findings))
+    }
+}
+
+impl Auditor<'_> {
+    /// Runs the integrity check and records it as a run (`running`, then `passed` or `failed`).
+    pub async fn record_integrity_check(
+        &self,
+        ledger: &LedgerRecord,
+    ) -> Result<crate::storage::audit::IntegrityRun, StorageError> {
+        let id = uuid::Uuid::now_v7();
+        self.storage
+            .start_integrity_run(ledger.id, id, crate::writer::now())
+            .await?;
+        let (checked_seq, findings) = match self.integrity_check(ledger).await {
+            Ok(result) => result,
+            Err(AuditError::Storage(error)) => return Err(error),
+            Err(other) => (
+                0,
+                vec![json!({"check": "run", "detail": other.to_string()})],
+            ),
+        };
+        let passed = findings.is_empty();
+        metrics::gauge!("ledger_integrity_check_passed", "ledger" => ledger.name.to_string())
+            .set(if passed { 1.0 } else { 0.0 });
+        metrics::counter!("ledger_integrity_checks_total", "status" => if passed { "passed" } else { "failed" }).increment(1);
+        if !passed {
+            tracing::error!(ledger = %ledger.name, findings = findings.len(), "integrity check failed");
+        }
+        self.storage
+            .finish_integrity_run(
+                ledger.id,
+                id,
+                passed,
+                checked_seq,
+                &Value::Array(findings),
+                crate::writer::now(),
+            )
+            .await
+    }
+}
+
+/// Writes export lines to the sink, hashing those before the manifest.
+struct ExportWriter {
+    sink: mpsc::Sender<Vec<u8>>,
+    content: ContentHasher,
+    events: u64,
+    balances: u64,
+}
+
+impl ExportWriter {
+    async fn line(&mut self, line: &Line) -> Result<(), AuditError> {
+        let bytes = line.encode();
+        self.content.add_line(&bytes);
+        self.send(bytes).await
+    }
+
+    async fn send(&mut self, mut bytes: Vec<u8>) -> Result<(), AuditError> {
+        bytes.push(b'\n');
+        self.sink
+            .send(bytes)
+            .await
+            .map_err(|_| AuditError::ClientGone)
+    }
+}

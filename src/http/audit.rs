@@ -1,0 +1,652 @@
+//! The verifiable audit over HTTP (§5, §7): signing keys, checkpoints, proofs, the audit trail of
+//! accounts and transfers, the signed export, integrity checks.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::context::{parse_json_body, BodyBytes, RequestContext};
+use super::dto::{EmptyRequest, JournalEventBody, PageBody, TransferBody};
+use super::paging::{decode_cursor, encode_cursor, page_size};
+use super::problem::{ApiError, Problem};
+use super::respond::{json_response, key_reused, path_uuid, send};
+use super::state::AppState;
+use super::IdempotencyKeyHeader;
+use crate::audit::time::format_timestamp;
+use crate::audit::Hash32;
+use crate::audit_service::{AuditError, Auditor};
+use crate::domain::*;
+use crate::storage::audit::{Entry, IntegrityRun, StoredCheckpoint};
+use crate::storage::idempotency::{Claim, Idempotent};
+
+impl From<AuditError> for ApiError {
+    fn from(error: AuditError) -> ApiError {
+        match error {
+            AuditError::Storage(error) => error.into(),
+            AuditError::OutOfRange(detail) => ApiError::bad_request("out_of_range", detail),
+            AuditError::Empty => ApiError::not_found("no_events", "the ledger has no event yet"),
+            AuditError::ClientGone => ApiError::internal(),
+        }
+    }
+}
+
+fn auditor(state: &AppState) -> Auditor<'_> {
+    Auditor {
+        storage: &state.storage,
+        signer: &state.signer,
+    }
+}
+
+// ---------------------------------------------------------------- signing keys
+
+#[derive(Serialize, ToSchema)]
+pub struct SigningKeyBody {
+    /// Hex of the first 8 bytes of SHA-256 of the public key: the `key_id` of exports.
+    pub id: String,
+    #[schema(example = "ed25519")]
+    pub algorithm: String,
+    /// The 32-byte Ed25519 public key, base64.
+    pub public_key: String,
+    /// The same key as PEM (SubjectPublicKeyInfo), for `ledger-verify --public-key`.
+    pub public_key_pem: String,
+    pub valid_from: String,
+    /// Set once the key was rotated away; what it signed stays verifiable with it.
+    pub retired_at: Option<String>,
+    /// Whether this service signs with it now.
+    pub current: bool,
+    /// With `?ledger=`: the C2SP note verifier key of that ledger's checkpoints with this key.
+    pub note_verifier_key: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct KeysQuery {
+    /// Also give each key's note verifier key for this ledger's checkpoints.
+    pub ledger: Option<String>,
+}
+
+/// The public keys that sign checkpoints and exports, current and retired.
+#[utoipa::path(tag = "audit", params(KeysQuery), responses((status = 200, body = Vec<SigningKeyBody>)))]
+#[get("/v1/keys")]
+pub async fn signing_keys(
+    state: web::Data<AppState>,
+    query: web::Query<KeysQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let origin = match &query.ledger {
+        Some(name) => Some(
+            state
+                .signer
+                .origin(state.ledgers.get(name).await?.name.as_str()),
+        ),
+        None => None,
+    };
+    let mut bodies = Vec::new();
+    for key in state.storage.signing_keys().await? {
+        let verifying = ed25519_dalek::VerifyingKey::from_bytes(&key.public_key)
+            .map_err(|_| ApiError::internal())?;
+        let note_verifier_key = origin.as_ref().and_then(|origin| {
+            crate::audit::checkpoint::verifier_key_string(origin, &verifying).ok()
+        });
+        bodies.push(SigningKeyBody {
+            current: key.id == state.signer.key_id(),
+            public_key: base64_std(&key.public_key),
+            public_key_pem: crate::signing::public_key_pem(&verifying),
+            valid_from: format_timestamp(key.created_at),
+            retired_at: key.retired_at.map(format_timestamp),
+            algorithm: "ed25519".into(),
+            id: key.id,
+            note_verifier_key,
+        });
+    }
+    Ok(HttpResponse::Ok().json(bodies))
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+// ---------------------------------------------------------------- checkpoints and proofs
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointQuery {
+    /// Sign a checkpoint of the tree as it is now, if the latest does not cover it yet.
+    pub fresh: Option<bool>,
+}
+
+/// The latest signed checkpoint: a C2SP `tlog-checkpoint` as a C2SP `signed-note` (Ed25519, key
+/// name = the ledger's origin). Checkpoints are issued every `LEDGER_CHECKPOINT_INTERVAL_MS` and
+/// on demand (`?fresh=true`).
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), CheckpointQuery),
+    responses((status = 200, description = "The signed note", content_type = "text/plain", body = String), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/checkpoint")]
+pub async fn get_checkpoint(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<CheckpointQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let checkpoint = if query.fresh == Some(true) {
+        auditor(&state).issue_checkpoint(&ledger).await?
+    } else {
+        auditor(&state).latest_checkpoint(&ledger).await?
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(("Checkpoint-Tree-Size", checkpoint.tree_size.to_string()))
+        .body(checkpoint.note))
+}
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InclusionQuery {
+    /// The event's seq (leaf index = seq − 1).
+    pub seq: u64,
+    /// The tree's size; default: the latest checkpoint's.
+    pub tree_size: Option<u64>,
+}
+
+/// An RFC 9162 inclusion proof (hashes hex).
+#[derive(Serialize, ToSchema)]
+pub struct InclusionProofBody {
+    pub seq: u64,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub event_hash: String,
+    pub leaf_hash: String,
+    pub root: String,
+    pub proof: Vec<String>,
+}
+
+fn hexes(hashes: &[Hash32]) -> Vec<String> {
+    hashes.iter().map(Hash32::to_hex).collect()
+}
+
+/// Prove that the event `seq` is in the tree of `tree_size` events.
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), InclusionQuery),
+    responses((status = 200, body = InclusionProofBody), (status = 400, description = "`out_of_range`", body = Problem), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/proofs/inclusion")]
+pub async fn inclusion_proof(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<InclusionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let auditor = auditor(&state);
+    let tree_size = match query.tree_size {
+        Some(size) => size,
+        None => auditor.latest_checkpoint(&ledger).await?.tree_size,
+    };
+    let proof = auditor
+        .inclusion_proof(&ledger, query.seq, tree_size)
+        .await?;
+    Ok(HttpResponse::Ok().json(InclusionProofBody {
+        seq: proof.seq,
+        leaf_index: proof.seq - 1,
+        tree_size: proof.tree_size,
+        event_hash: proof.event_hash.to_hex(),
+        leaf_hash: crate::audit::merkle::leaf_hash(&proof.event_hash).to_hex(),
+        root: proof.root.to_hex(),
+        proof: hexes(&proof.proof),
+    }))
+}
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    pub from_size: u64,
+    /// Default: the latest checkpoint's size.
+    pub to_size: Option<u64>,
+}
+
+/// An RFC 9162 consistency proof (hashes hex).
+#[derive(Serialize, ToSchema)]
+pub struct ConsistencyProofBody {
+    pub from_size: u64,
+    pub to_size: u64,
+    pub from_root: String,
+    pub to_root: String,
+    pub proof: Vec<String>,
+}
+
+/// Prove that the tree of `from_size` events is a prefix of the tree of `to_size` events.
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProofBody), (status = 400, description = "`out_of_range`", body = Problem), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/proofs/consistency")]
+pub async fn consistency_proof(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ConsistencyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let auditor = auditor(&state);
+    let to_size = match query.to_size {
+        Some(size) => size,
+        None => auditor.latest_checkpoint(&ledger).await?.tree_size,
+    };
+    let proof = auditor
+        .consistency_proof(&ledger, query.from_size, to_size)
+        .await?;
+    Ok(HttpResponse::Ok().json(ConsistencyProofBody {
+        from_size: proof.from_size,
+        to_size: proof.to_size,
+        from_root: proof.from_root.to_hex(),
+        to_root: proof.to_root.to_hex(),
+        proof: hexes(&proof.proof),
+    }))
+}
+
+// ---------------------------------------------------------------- audit trail
+
+/// One posting of an account, with the account's balances right after it.
+#[derive(Serialize, ToSchema)]
+pub struct EntryBody {
+    /// The event that made the posting.
+    pub seq: u64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub at: String,
+    pub transfer_id: uuid::Uuid,
+    /// `debit` or `credit`.
+    pub side: String,
+    /// Change of the pending balance of that side (negative when a reservation is released).
+    pub pending_delta: String,
+    /// Change of the posted balance of that side.
+    pub posted_delta: String,
+    pub posted_debits: String,
+    pub posted_credits: String,
+    pub pending_debits: String,
+    pub pending_credits: String,
+    /// The running posted balance on the account's normal side.
+    pub posted_balance: String,
+    pub available_balance: String,
+}
+
+impl EntryBody {
+    fn new(entry: &Entry, normal_side: NormalSide) -> EntryBody {
+        let balances = &entry.balances_after;
+        EntryBody {
+            seq: entry.seq,
+            event_type: entry.event_type.clone(),
+            at: format_timestamp(entry.at),
+            transfer_id: entry.transfer_id.as_uuid(),
+            side: entry.side.as_str().to_owned(),
+            pending_delta: entry.pending_delta.to_string(),
+            posted_delta: entry.posted_delta.to_string(),
+            posted_debits: balances.posted_debits.to_string(),
+            posted_credits: balances.posted_credits.to_string(),
+            pending_debits: balances.pending_debits.to_string(),
+            pending_credits: balances.pending_credits.to_string(),
+            posted_balance: balances.posted_balance(normal_side).to_string(),
+            available_balance: balances.available_balance(normal_side).to_string(),
+        }
+    }
+}
+
+async fn account_of(
+    state: &AppState,
+    path: web::Path<(String, String)>,
+) -> Result<(std::sync::Arc<crate::storage::LedgerRecord>, Account), ApiError> {
+    let (ledger, id) = path.into_inner();
+    let ledger = state.ledgers.get(&ledger).await?;
+    let id = AccountId::new(path_uuid("id", &id)?);
+    let account = state
+        .storage
+        .account(ledger.id, id)
+        .await?
+        .ok_or(Rejection::AccountNotFound(id))?;
+    Ok((ledger, account))
+}
+
+/// Every posting of an account, oldest first, with the running balance and the event's seq.
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), super::paging::PageQuery),
+    responses((status = 200, body = PageBody<EntryBody>), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/accounts/{id}/entries")]
+pub async fn entries(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<super::paging::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (ledger, account) = account_of(&state, path).await?;
+    let limit = page_size(query.limit, &state.limits)?;
+    let (entries, more) = state
+        .storage
+        .entries_page(
+            ledger.id,
+            &account,
+            decode_cursor(query.cursor.as_deref())?,
+            limit,
+        )
+        .await?;
+    let next_cursor = if more {
+        entries.last().map(|entry| encode_cursor(entry.seq as i64))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(PageBody {
+        data: entries
+            .iter()
+            .map(|entry| EntryBody::new(entry, account.normal_side))
+            .collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BalanceQuery {
+    /// The balances right after this event; default: now.
+    pub as_of_seq: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BalanceBody {
+    pub account_id: uuid::Uuid,
+    pub as_of_seq: u64,
+    pub posted_debits: String,
+    pub posted_credits: String,
+    pub pending_debits: String,
+    pub pending_credits: String,
+    pub posted_balance: String,
+    pub available_balance: String,
+}
+
+/// An account's balances at any point of the journal.
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), BalanceQuery),
+    responses((status = 200, body = BalanceBody), (status = 400, description = "`out_of_range`", body = Problem), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/accounts/{id}/balance")]
+pub async fn balance(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<BalanceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (ledger, account) = account_of(&state, path).await?;
+    let head = state.storage.ledger_head(ledger.id).await?.chain.seq;
+    let seq = query.as_of_seq.unwrap_or(head);
+    if seq > head || seq < account.opened_seq {
+        return Err(ApiError::bad_request(
+            "out_of_range",
+            format!(
+                "as_of_seq must be {} (the account's opening) to {head} (the last event)",
+                account.opened_seq
+            ),
+        ));
+    }
+    let balances = state
+        .storage
+        .balances_as_of(ledger.id, &account, seq)
+        .await?;
+    Ok(HttpResponse::Ok().json(BalanceBody {
+        account_id: account.id.as_uuid(),
+        as_of_seq: seq,
+        posted_balance: balances.posted_balance(account.normal_side).to_string(),
+        available_balance: balances.available_balance(account.normal_side).to_string(),
+        posted_debits: balances.posted_debits.to_string(),
+        posted_credits: balances.posted_credits.to_string(),
+        pending_debits: balances.pending_debits.to_string(),
+        pending_credits: balances.pending_credits.to_string(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditedEventBody {
+    pub event: JournalEventBody,
+    pub leaf_index: u64,
+    /// Inclusion proof in the tree of the checkpoint (hex hashes).
+    pub proof: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckpointBody {
+    pub tree_size: u64,
+    pub root: String,
+    /// The signed note.
+    pub note: String,
+}
+
+impl From<&StoredCheckpoint> for CheckpointBody {
+    fn from(checkpoint: &StoredCheckpoint) -> CheckpointBody {
+        CheckpointBody {
+            tree_size: checkpoint.tree_size,
+            root: checkpoint.root.to_hex(),
+            note: checkpoint.note.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransferAuditBody {
+    pub transfer: TransferBody,
+    /// The checkpoint the proofs are against: the latest, covering every event below.
+    pub checkpoint: CheckpointBody,
+    /// Its creation, its post, void or expiry, and its reversals, in order.
+    pub events: Vec<AuditedEventBody>,
+}
+
+/// Every event of a transfer, each with its inclusion proof against the latest checkpoint.
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id")),
+    responses((status = 200, body = TransferAuditBody), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/transfers/{id}/audit")]
+pub async fn transfer_audit(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (ledger, id) = path.into_inner();
+    let ledger = state.ledgers.get(&ledger).await?;
+    let id = TransferId::new(path_uuid("id", &id)?);
+    let transfer = state
+        .storage
+        .transfer(ledger.id, id)
+        .await?
+        .ok_or(Rejection::TransferNotFound(id))?;
+    let seqs = state
+        .storage
+        .transfer_event_seqs(ledger.id, &transfer)
+        .await?;
+    let auditor = auditor(&state);
+    let mut checkpoint = auditor.latest_checkpoint(&ledger).await?;
+    if seqs.last().is_some_and(|last| *last > checkpoint.tree_size) {
+        checkpoint = auditor.issue_checkpoint(&ledger).await?;
+    }
+    let mut events = Vec::new();
+    for event in state.storage.events_by_seq(&ledger, &seqs).await? {
+        let proof = auditor
+            .inclusion_proof(&ledger, event.seq, checkpoint.tree_size)
+            .await?;
+        events.push(AuditedEventBody {
+            leaf_index: event.seq - 1,
+            proof: hexes(&proof.proof),
+            event: JournalEventBody::from(&event),
+        });
+    }
+    Ok(HttpResponse::Ok().json(TransferAuditBody {
+        transfer: TransferBody::new(&ledger.name, &transfer),
+        checkpoint: CheckpointBody::from(&checkpoint),
+        events,
+    }))
+}
+
+// ---------------------------------------------------------------- export
+
+#[derive(Deserialize, IntoParams, Debug)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// Default 1.
+    pub from_seq: Option<u64>,
+    /// Default: the last event.
+    pub to_seq: Option<u64>,
+}
+
+/// The signed export of a range of the journal (docs/AUDIT_FORMAT.md), streamed as JSON lines:
+/// the events, the checkpoint of the range's end, the balances there, a manifest and its
+/// Ed25519 signature. Verify it offline with `ledger-verify`.
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), ExportQuery),
+    responses((status = 200, description = "JSON lines", content_type = "application/x-ndjson", body = String), (status = 400, description = "`out_of_range`", body = Problem), (status = 404, body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/export")]
+pub async fn export(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let size = auditor(&state).tree_size(&ledger).await?;
+    let (from_seq, to_seq) = (query.from_seq.unwrap_or(1), query.to_seq.unwrap_or(size));
+    if from_seq == 0 || from_seq > to_seq || to_seq > size {
+        return Err(ApiError::bad_request("out_of_range", format!("need 1 <= from_seq <= to_seq <= {size} (the last event), got {from_seq} and {to_seq}")));
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let (storage, signer, task_ledger) =
+        (state.storage.clone(), state.signer.clone(), ledger.clone());
+    tokio::spawn(async move {
+        let auditor = Auditor {
+            storage: &storage,
+            signer: &signer,
+        };
+        match auditor.export(&task_ledger, from_seq, to_seq, sender).await {
+            Ok(()) | Err(AuditError::ClientGone) => {}
+            // The status is sent already: the export ends early, and its missing signature
+            // tells the verifier it is incomplete.
+            Err(error) => {
+                tracing::error!(ledger = %task_ledger.name, error = %error, "export failed midway")
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|line| (Ok::<_, actix_web::Error>(web::Bytes::from(line)), receiver))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"{}-{from_seq}-{to_seq}.ndjson\"",
+                ledger.name
+            ),
+        ))
+        .streaming(stream))
+}
+
+// ---------------------------------------------------------------- integrity checks
+
+#[derive(Serialize, ToSchema)]
+pub struct IntegrityRunBody {
+    pub id: uuid::Uuid,
+    /// `running`, `passed` or `failed`.
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// The last event checked.
+    pub checked_seq: Option<u64>,
+    /// What failed: `check` (`chain`, `merkle`, `balanced_currencies`, `account_postings`), `detail`, and `seq` or `account_id`.
+    #[schema(value_type = Vec<Object>)]
+    pub findings: Value,
+}
+
+impl From<&IntegrityRun> for IntegrityRunBody {
+    fn from(run: &IntegrityRun) -> IntegrityRunBody {
+        IntegrityRunBody {
+            id: run.id,
+            status: run.status.clone(),
+            started_at: format_timestamp(run.started_at),
+            finished_at: run.finished_at.map(format_timestamp),
+            checked_seq: run.checked_seq,
+            findings: run.findings.clone(),
+        }
+    }
+}
+
+/// Runs the integrity check now (§7): the chain (every hash, every link, no gap), the Merkle tree
+/// against the stored frontier and the latest checkpoint, §4.2 and §4.3. Recorded as a run.
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), IdempotencyKeyHeader),
+    request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
+    responses((status = 201, description = "The run, passed or failed", body = IntegrityRunBody), (status = 404, body = Problem))
+)]
+#[post("/v1/ledgers/{ledger}/integrity-checks")]
+pub async fn run_integrity_check(
+    state: web::Data<AppState>,
+    context: RequestContext,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: BodyBytes,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let (_, canonical): (EmptyRequest, _) = parse_json_body(&request, &body, true)?;
+    let claim = context.claim(&canonical, false)?.map(|claim| Claim {
+        scope: claim.scope,
+        fingerprint: claim.fingerprint,
+        at: crate::writer::now(),
+    });
+    let operation = || async {
+        let run = auditor(&state).record_integrity_check(&ledger).await?;
+        Ok(json_response(
+            StatusCode::CREATED,
+            None,
+            &IntegrityRunBody::from(&run),
+        ))
+    };
+    match state.storage.run_claimed(claim.as_ref(), operation).await? {
+        Idempotent::Applied(response) => Ok(send(&response, false)),
+        Idempotent::Replayed(response) => Ok(send(&response, true)),
+        Idempotent::KeyReused => Err(key_reused()),
+    }
+}
+
+/// The latest integrity check run.
+#[utoipa::path(
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name")),
+    responses((status = 200, body = IntegrityRunBody), (status = 404, description = "`no_integrity_check`", body = Problem))
+)]
+#[get("/v1/ledgers/{ledger}/integrity-checks/latest")]
+pub async fn latest_integrity_check(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let run = state
+        .storage
+        .latest_integrity_run(ledger.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "no_integrity_check",
+                "no integrity check has run on this ledger yet",
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(IntegrityRunBody::from(&run)))
+}
