@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod audit;
 mod authorization;
 mod concurrency;
 mod database;
