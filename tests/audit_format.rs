@@ -1,0 +1,186 @@
+//! The worked example of docs/AUDIT_FORMAT.md, rebuilt from the code: the document may not drift
+//! from what the service writes. `PRINT_AUDIT_EXAMPLE=1 cargo test --test audit_format` prints
+//! the section to paste after a deliberate format change.
+
+use ed25519_dalek::SigningKey;
+use ledger::audit::checkpoint::sign_checkpoint;
+use ledger::audit::export::{self, AccountBalance, ContentHasher, Header, Line, Manifest};
+use ledger::audit::merkle::{self, MerkleFrontier};
+use ledger::audit::{ChainHead, JournalEvent, Provenance};
+use ledger::domain::money::parse_amount;
+use ledger::domain::*;
+use uuid::Uuid;
+
+const ORIGIN: &str = "ledger/demo";
+
+fn at(micros: i64) -> Timestamp {
+    Timestamp::from_unix_micros(1_795_000_000_000_000 + micros)
+}
+
+fn account(n: u128, code: &str, side: NormalSide) -> Command {
+    Command::OpenAccount(NewAccount {
+        id: AccountId::new(Uuid::from_u128(0xa000 + n)),
+        code: AccountCode::parse(code).unwrap(),
+        currency: Currency::iso("EUR").unwrap(),
+        normal_side: side,
+        constraint: BalanceConstraint::None,
+        metadata: Metadata::default(),
+    })
+}
+
+/// A ledger `demo`: genesis, two accounts, one transfer of 10.50 EUR; and its signed export.
+fn example() -> (SigningKey, Vec<JournalEvent>, Vec<Vec<u8>>) {
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let name = LedgerName::parse("demo").unwrap();
+    let provenance = Provenance {
+        actor: "0190e7a4-0000-7000-8000-000000000001".into(),
+        request_id: Some("req-1".into()),
+        idempotency_key: Some("key-1".into()),
+    };
+    let (mut book, genesis) = Book::genesis(
+        NewLedger {
+            name: name.clone(),
+            assets: vec![],
+            metadata: Metadata::default(),
+        },
+        at(0),
+    )
+    .unwrap();
+    let mut chain = ChainHead::GENESIS;
+    let mut events = vec![chain.seal(&name, &genesis, &provenance)];
+    let transfer = Command::CreateTransfer(NewTransfer {
+        id: TransferId::new(Uuid::from_u128(0xb001)),
+        debit_account_id: AccountId::new(Uuid::from_u128(0xa001)),
+        credit_account_id: AccountId::new(Uuid::from_u128(0xa002)),
+        amount: parse_amount("10.5", 2).unwrap(),
+        currency: CurrencyCode::parse("EUR").unwrap(),
+        code: None,
+        reference: Some(Reference::parse("inv-7").unwrap()),
+        description: None,
+        metadata: Metadata::default(),
+        pending: false,
+        timeout_seconds: None,
+        reverses: None,
+    });
+    for (n, command) in [
+        account(1, "world", NormalSide::Debit),
+        account(2, "alice", NormalSide::Credit),
+        transfer,
+    ]
+    .iter()
+    .enumerate()
+    {
+        for applied in book.execute(command, at(1_000 * (n as i64 + 1))).unwrap() {
+            events.push(chain.seal(&name, &applied, &provenance));
+        }
+    }
+    let mut frontier = MerkleFrontier::new();
+    events
+        .iter()
+        .for_each(|event| frontier.append_event_hash(&event.hash).unwrap());
+    let to_seq = events.len() as u64;
+    let mut lines = vec![Line::Header(Header {
+        ledger: name.clone(),
+        origin: ORIGIN.into(),
+        assets: vec![],
+        from_seq: 1,
+        to_seq,
+    })
+    .encode()];
+    lines.extend(
+        events
+            .iter()
+            .map(|event| Line::Event(event.clone()).encode()),
+    );
+    lines.push(
+        Line::Checkpoint {
+            tree_size: to_seq,
+            note: sign_checkpoint(ORIGIN, to_seq, &frontier.root(), &key).unwrap(),
+        }
+        .encode(),
+    );
+    let mut accounts: Vec<&Account> = book.accounts().collect();
+    accounts.sort_by_key(|account| account.id);
+    lines.extend(
+        accounts
+            .iter()
+            .map(|account| Line::Balance(AccountBalance::of(account)).encode()),
+    );
+    let mut content = ContentHasher::new();
+    lines.iter().for_each(|line| content.add_line(line));
+    let manifest = Line::Manifest(Manifest {
+        ledger: name,
+        origin: ORIGIN.into(),
+        from_seq: 1,
+        to_seq,
+        events: events.len() as u64,
+        balances: accounts.len() as u64,
+        lines: content.lines(),
+        content_sha256: content.finish(),
+        key_id: export::key_id(&key.verifying_key()),
+    })
+    .encode();
+    let signature = Line::Signature(export::sign_manifest(&manifest, &key)).encode();
+    lines.push(manifest);
+    lines.push(signature);
+    (key, events, lines)
+}
+
+fn section() -> String {
+    use base64::Engine;
+    let (key, events, lines) = example();
+    let transfer = &events[3];
+    let body = String::from_utf8(transfer.canonical_body()).unwrap();
+    let text = |line: &Vec<u8>| String::from_utf8(line.clone()).unwrap();
+    format!(
+        "### The example\n\n\
+         The signing key is the Ed25519 key whose 32-byte seed is 42 repeated (`0x2a…2a`); its \
+         public key is `{public}` (base64), so its key id is `{key_id}`.\n\n\
+         The transfer event (seq 4) without its `hash`, in JCS form:\n\n```\n{body}\n```\n\n\
+         Its SHA-256, the event's `hash`: `{hash}`. Its leaf hash: `{leaf}`. The tree of the four \
+         events has the root `{root}`; the checkpoint's note verifier key is `{vkey}`.\n\n\
+         The whole export, one line each:\n\n```\n{export}\n```\n",
+        public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()),
+        key_id = export::key_id(&key.verifying_key()),
+        hash = transfer.hash.to_hex(),
+        leaf = merkle::leaf_hash(&transfer.hash).to_hex(),
+        root = {
+            let mut frontier = MerkleFrontier::new();
+            events
+                .iter()
+                .for_each(|event| frontier.append_event_hash(&event.hash).unwrap());
+            frontier.root().to_hex()
+        },
+        vkey =
+            ledger::audit::checkpoint::verifier_key_string(ORIGIN, &key.verifying_key()).unwrap(),
+        export = lines.iter().map(text).collect::<Vec<_>>().join("\n"),
+    )
+}
+
+#[test]
+fn the_worked_example_in_audit_format_is_what_the_code_writes() {
+    let section = section();
+    if std::env::var("PRINT_AUDIT_EXAMPLE").is_ok() {
+        println!("{section}");
+        return;
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/AUDIT_FORMAT.md"))
+        .unwrap();
+    assert!(doc.contains(&section), "docs/AUDIT_FORMAT.md's example is stale: PRINT_AUDIT_EXAMPLE=1 cargo test --test audit_format -- --nocapture");
+}
+
+#[test]
+fn the_worked_example_hashes_as_the_document_says() {
+    let (_, events, _) = example();
+    for event in &events {
+        let mut body = event.to_json();
+        body.as_object_mut().unwrap().remove("hash");
+        let bytes = serde_json_canonicalizer::to_vec(&body).unwrap();
+        assert_eq!(
+            ledger::audit::Hash32::sha256(&bytes),
+            event.hash,
+            "seq {}",
+            event.seq
+        );
+    }
+}
