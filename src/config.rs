@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// in dev mode (embedded database) generated under LEDGER_DATA_DIR when absent.
     #[arg(long, env = "LEDGER_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
+    /// Generate a key into LEDGER_SIGNING_KEY_FILE when the file does not exist (compose, first
+    /// start); otherwise a missing key file is an error.
+    #[arg(long, env = "LEDGER_GENERATE_SIGNING_KEY", default_value_t = false)]
+    pub generate_signing_key: bool,
     /// Checkpoint origins (and signed-note key names) are `<prefix>/<ledger>`.
     #[arg(long, env = "LEDGER_ORIGIN_PREFIX", default_value = "ledger")]
     pub origin_prefix: String,
@@ -130,6 +134,7 @@ impl ServeArgs {
             );
         }
         match (&self.signing_key_file, &self.database.database_url) {
+            (Some(path), _) if self.generate_signing_key => Ok(SigningKeySource::GenerateIfMissing(path.clone())),
             (Some(path), _) => Ok(SigningKeySource::File(path.clone())),
             (None, None) => Ok(SigningKeySource::GenerateIfMissing(self.database.data_dir.join("signing-key.pem"))),
             (None, Some(_)) => Err("LEDGER_SIGNING_KEY_FILE is required with DATABASE_URL (create one with `ledger keys generate --out FILE`)".into()),

@@ -6,7 +6,9 @@
 //
 // Environment (see README.md beside this file):
 //   BASE_URL        service URL                                   default http://127.0.0.1:8080
-//   LEDGER_API_KEY  sent as `Authorization: Bearer …` when set    default unset
+//   LEDGER_ADMIN_KEY   admin key: creates the ledger, the accounts and a writer key
+//                      (LEDGER_API_KEY is accepted as its older name)            required
+//   LEDGER_WRITER_KEY  writer key for the transfers; default: one setup creates
 //   LEDGER_NAME     ledger to create or reuse                     default load
 //   ACCOUNTS        accounts to open or reuse (codes acct-1..N)   default 1000
 //   CURRENCY        currency of the accounts and transfers        default EUR (2 decimals)
@@ -22,7 +24,8 @@ import { check, fail } from 'k6';
 import { Counter } from 'k6/metrics';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
-const API_KEY = __ENV.LEDGER_API_KEY || '';
+const ADMIN_KEY = __ENV.LEDGER_ADMIN_KEY || __ENV.LEDGER_API_KEY || '';
+const WRITER_KEY = __ENV.LEDGER_WRITER_KEY || '';
 const LEDGER = __ENV.LEDGER_NAME || 'load';
 const ACCOUNTS = positiveInt('ACCOUNTS', 1000);
 const CURRENCY = __ENV.CURRENCY || 'EUR';
@@ -84,20 +87,20 @@ function uuidv4() {
   });
 }
 
-function headers(post) {
+function headers(post, key) {
   const h = { Accept: 'application/json' };
   if (post) {
     h['Content-Type'] = 'application/json';
     h['Idempotency-Key'] = uuidv4();
   }
-  if (API_KEY) h.Authorization = `Bearer ${API_KEY}`;
+  if (key) h.Authorization = `Bearer ${key}`;
   return h;
 }
 
 // Setup requests: 201 and 409 (already there) are both expected answers.
 function setupParams(post, op) {
   return {
-    headers: headers(post),
+    headers: headers(post, ADMIN_KEY),
     tags: { op },
     responseCallback: http.expectedStatuses(200, 201, 409),
   };
@@ -199,7 +202,18 @@ export function setup() {
       `in ${((Date.now() - setupStarted) / 1000).toFixed(1)}s; ` +
       `${VUS} VUs for ${DURATION}${HOT_ACCOUNT ? ', hot account ' + accountCode(1) : ''}`,
   );
-  return { accounts: ids };
+  // Transfers need a writer key (admins manage ledgers and accounts; writers move money).
+  let writerKey = WRITER_KEY;
+  if (!writerKey) {
+    const key = http.post(
+      `${BASE_URL}/v1/api-keys`,
+      JSON.stringify({ name: `k6 writer for ${LEDGER}`, role: 'writer', ledgers: [LEDGER] }),
+      setupParams(true, 'create_api_key'),
+    );
+    if (key.status !== 201) fail(`creating a writer key failed: ${describe(key)}`);
+    writerKey = key.json('token');
+  }
+  return { accounts: ids, writerKey };
 }
 
 function randomInt(n) {
@@ -237,7 +251,7 @@ export function transfer(data) {
       amount: randomAmount(),
       currency: CURRENCY,
     }),
-    { headers: headers(true), tags: { op: 'transfer' } },
+    { headers: headers(true, data.writerKey), tags: { op: 'transfer' } },
   );
   const ok = check(res, { 'transfer 201': (r) => r.status === 201 });
   if (ok) {
