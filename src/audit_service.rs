@@ -110,6 +110,17 @@ impl Auditor<'_> {
         size: u64,
     ) -> Result<StoredCheckpoint, AuditError> {
         let root = self.root_at(ledger, size).await?;
+        self.sign_and_record(ledger, size, root).await
+    }
+
+    /// Signs the checkpoint of a tree of `size` leaves with this `root`, and records it (or
+    /// returns the one recorded for that size already).
+    async fn sign_and_record(
+        &self,
+        ledger: &LedgerRecord,
+        size: u64,
+        root: Hash32,
+    ) -> Result<StoredCheckpoint, AuditError> {
         let origin = self.signer.origin(ledger.name.as_str());
         let note = sign_checkpoint(&origin, size, &root, self.signer.key())
             .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
@@ -141,20 +152,7 @@ impl Auditor<'_> {
                 return Ok(latest);
             }
         }
-        let origin = self.signer.origin(ledger.name.as_str());
-        let note = sign_checkpoint(&origin, size, &head.merkle.root(), self.signer.key())
-            .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
-        let checkpoint = StoredCheckpoint {
-            tree_size: size,
-            root: head.merkle.root(),
-            note,
-            key_id: self.signer.key_id().to_owned(),
-            issued_at: crate::writer::now(),
-        };
-        Ok(self
-            .storage
-            .record_checkpoint(ledger.id, &checkpoint)
-            .await?)
+        self.sign_and_record(ledger, size, head.merkle.root()).await
     }
 
     /// The latest checkpoint, issuing one first when there is none.
