@@ -436,6 +436,13 @@ impl Auditor<'_> {
         }
         for account in self
             .storage
+            .accounts_differing_from_last_posting(ledger.id)
+            .await?
+        {
+            findings.push(json!({"check": "running_balance", "account_id": account.to_string(), "detail": "the account's balances are not its last posting's running balance"}));
+        }
+        for account in self
+            .storage
             .accounts_differing_from_postings(ledger.id)
             .await?
         {

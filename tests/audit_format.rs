@@ -170,6 +170,21 @@ fn the_worked_example_in_audit_format_is_what_the_code_writes() {
 }
 
 #[test]
+fn the_worked_example_verifies() {
+    let (key, _, lines) = example();
+    let report = ledger::audit::verify::verify_export(
+        lines.into_iter().map(Ok),
+        &key.verifying_key(),
+        &mut |_| {},
+    )
+    .expect("the example verifies");
+    assert_eq!(
+        (report.events, report.accounts, report.checkpoint_size),
+        (4, 2, 4)
+    );
+}
+
+#[test]
 fn the_worked_example_hashes_as_the_document_says() {
     let (_, events, _) = example();
     for event in &events {

@@ -570,7 +570,7 @@ pub struct IntegrityRunBody {
     pub finished_at: Option<String>,
     /// The last event checked.
     pub checked_seq: Option<u64>,
-    /// What failed: `check` (`chain`, `merkle`, `balanced_currencies`, `account_postings`), `detail`, and `seq` or `account_id`.
+    /// What failed: `check` (`chain`, `merkle`, `balanced_currencies`, `account_postings`, `running_balance`), `detail`, and `seq` or `account_id`.
     #[schema(value_type = Vec<Object>)]
     pub findings: Value,
 }

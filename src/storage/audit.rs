@@ -487,6 +487,26 @@ impl Storage {
             .collect())
     }
 
+    /// Accounts whose four balance fields differ from the running balance of their last posting
+    /// (what exports state as an account's balances).
+    pub async fn accounts_differing_from_last_posting(
+        &self,
+        ledger_id: i32,
+    ) -> Result<Vec<Uuid>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT a.id FROM accounts a JOIN LATERAL ( \
+                   SELECT posted_debits_after, posted_credits_after, pending_debits_after, pending_credits_after \
+                   FROM postings p WHERE p.ledger_id = a.ledger_id AND p.account_id = a.id ORDER BY p.seq DESC LIMIT 1) last ON true \
+                 WHERE a.ledger_id = $1 AND (a.posted_debits <> last.posted_debits_after OR a.posted_credits <> last.posted_credits_after \
+                    OR a.pending_debits <> last.pending_debits_after OR a.pending_credits <> last.pending_credits_after) ORDER BY a.id",
+                &[&ledger_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
     /// §4.3: accounts whose four balance fields differ from the sums of their postings.
     pub async fn accounts_differing_from_postings(
         &self,

@@ -13,4 +13,5 @@ mod ledgers;
 mod lifecycle;
 mod limits;
 mod operations;
+mod tamper;
 mod transfers;

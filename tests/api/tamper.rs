@@ -1,0 +1,326 @@
+//! Tampering with a real database, or with an export, and `ledger-verify` (and the integrity
+//! check, where it applies) catching and naming it.
+//!
+//! The attacker has the database owner's rights: `session_replication_role = replica` switches the
+//! append-only triggers off for their session.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::audit::export_lines;
+use crate::helpers::{owner_connection, spawn_app, TestApp};
+
+/// A ledger of 3 accounts and about 20 events of every kind.
+async fn busy_ledger(app: &TestApp) -> Uuid {
+    app.create_ledger("main").await;
+    let world = app
+        .open_account("main", "world", json!({"normal_side": "debit"}))
+        .await;
+    let wallet = app
+        .open_account(
+            "main",
+            "wallet",
+            json!({"debits_must_not_exceed_credits": true}),
+        )
+        .await;
+    let shop = app.open_account("main", "shop", json!({})).await;
+    for amount in ["50.00", "20.00", "5.25"] {
+        assert_eq!(
+            app.transfer("main", world, wallet, amount).await.status,
+            StatusCode::CREATED
+        );
+    }
+    for amount in ["3.00", "4.50", "1.00"] {
+        app.transfer("main", wallet, shop, amount).await;
+    }
+    let hold = app.post("/v1/ledgers/main/transfers", &json!({"debit_account_id": wallet, "credit_account_id": shop, "amount": "10.00", "currency": "EUR", "pending": true})).await;
+    let hold = hold.body["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/v1/ledgers/main/transfers/{hold}/post"),
+        &json!({"amount": "8.00"}),
+    )
+    .await;
+    app.post(
+        &format!("/v1/ledgers/main/transfers/{hold}/reverse"),
+        &json!({"amount": "2.00"}),
+    )
+    .await;
+    wallet
+}
+
+/// Runs the SQL as an attacker who switched the append-only triggers off.
+async fn tamper(app: &TestApp, sql: &str) {
+    let owner = owner_connection(&app.database).await;
+    owner
+        .batch_execute(&format!(
+            "SET session_replication_role = replica; {sql}; SET session_replication_role = origin;"
+        ))
+        .await
+        .unwrap();
+}
+
+fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("ledger-tamper-{}-{name}", Uuid::new_v4()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+fn join(lines: &[Vec<u8>]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|line| line.iter().copied().chain([b'\n']))
+        .collect()
+}
+
+async fn public_key_pem(app: &TestApp) -> PathBuf {
+    let keys = app.get("/v1/keys").await.body;
+    let current = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["current"] == true)
+        .unwrap();
+    temp_file(
+        "key.pem",
+        current["public_key_pem"].as_str().unwrap().as_bytes(),
+    )
+}
+
+/// `ledger-verify export` on these bytes: its exit code and its JSON report or fault.
+fn verify(export: &[u8], key: &PathBuf) -> (i32, Value) {
+    let file = temp_file("export.ndjson", export);
+    let output = Command::new(env!("CARGO_BIN_EXE_ledger-verify"))
+        .arg("export")
+        .arg(&file)
+        .arg("--public-key")
+        .arg(key)
+        .arg("--json")
+        .output()
+        .unwrap();
+    std::fs::remove_file(file).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(
+        |_| json!({"raw": stdout, "stderr": String::from_utf8_lossy(&output.stderr)}),
+    );
+    (output.status.code().unwrap_or(-1), report)
+}
+
+async fn integrity_findings(app: &TestApp) -> Vec<Value> {
+    let reply = app
+        .send(
+            "POST",
+            "/v1/ledgers/main/integrity-checks",
+            Some(&json!({})),
+            Some(&app.tokens.auditor),
+            Some(&Uuid::new_v4().to_string()),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    reply.body["findings"].as_array().unwrap().clone()
+}
+
+fn fault(report: &Value) -> (String, Option<u64>) {
+    (
+        report["code"].as_str().unwrap_or_default().to_owned(),
+        report["seq"].as_u64(),
+    )
+}
+
+#[tokio::test]
+async fn an_untouched_ledger_exports_and_verifies() {
+    let app = spawn_app().await;
+    busy_ledger(&app).await;
+    let key = public_key_pem(&app).await;
+    let (code, report) = verify(&join(&export_lines(&app, "").await), &key);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["events"], 13);
+    let (code, report) = verify(
+        &join(&export_lines(&app, "?from_seq=6&to_seq=12").await),
+        &key,
+    );
+    assert_eq!(
+        code, 0,
+        "a partial export verifies from its opening state: {report}"
+    );
+    assert!(integrity_findings(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_altered_amount_is_caught_at_its_seq() {
+    let app = spawn_app().await;
+    busy_ledger(&app).await;
+    tamper(
+        &app,
+        "UPDATE journal SET data = jsonb_set(data, '{amount}', '\"500.00\"') WHERE seq = 8",
+    )
+    .await;
+    let (code, report) = verify(
+        &join(&export_lines(&app, "").await),
+        &public_key_pem(&app).await,
+    );
+    assert_eq!(
+        (code, fault(&report)),
+        (1, ("hash_mismatch".into(), Some(8))),
+        "{report}"
+    );
+    let findings = integrity_findings(&app).await;
+    assert!(
+        findings
+            .iter()
+            .any(|finding| finding["check"] == "chain" && finding["seq"] == 8),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_event_is_caught_where_the_chain_breaks() {
+    let app = spawn_app().await;
+    busy_ledger(&app).await;
+    tamper(&app, "DELETE FROM journal WHERE seq = 8").await;
+    let (code, report) = verify(
+        &join(&export_lines(&app, "").await),
+        &public_key_pem(&app).await,
+    );
+    assert_eq!(
+        (code, fault(&report)),
+        (1, ("seq_out_of_order".into(), Some(9))),
+        "{report}"
+    );
+    let findings = integrity_findings(&app).await;
+    assert!(
+        findings
+            .iter()
+            .any(|finding| finding["check"] == "chain" && finding["seq"] == 9),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_swapped_events_are_caught() {
+    let app = spawn_app().await;
+    busy_ledger(&app).await;
+    tamper(&app, "UPDATE journal SET seq = 1000000 WHERE seq = 8; UPDATE journal SET seq = 8 WHERE seq = 9; UPDATE journal SET seq = 9 WHERE seq = 1000000").await;
+    let (code, report) = verify(
+        &join(&export_lines(&app, "").await),
+        &public_key_pem(&app).await,
+    );
+    let (kind, seq) = fault(&report);
+    assert_eq!(code, 1);
+    assert!(
+        matches!(
+            kind.as_str(),
+            "hash_mismatch" | "prev_hash_mismatch" | "seq_out_of_order"
+        ),
+        "{report}"
+    );
+    assert_eq!(seq, Some(8), "{report}");
+    assert!(integrity_findings(&app)
+        .await
+        .iter()
+        .any(|finding| finding["check"] == "chain" && finding["seq"] == 8));
+}
+
+#[tokio::test]
+async fn a_changed_balance_is_caught_by_the_replay_and_by_the_integrity_check() {
+    let app = spawn_app().await;
+    let wallet = busy_ledger(&app).await;
+    // A careful forger changes the account and its running balance, leaving the journal alone.
+    tamper(
+        &app,
+        &format!(
+            "UPDATE accounts SET posted_credits = posted_credits + 100 WHERE id = '{wallet}'; \
+             UPDATE postings SET posted_credits_after = posted_credits_after + 100 \
+             WHERE account_id = '{wallet}' AND seq = (SELECT max(seq) FROM postings WHERE account_id = '{wallet}')"
+        ),
+    )
+    .await;
+    let (code, report) = verify(
+        &join(&export_lines(&app, "").await),
+        &public_key_pem(&app).await,
+    );
+    assert_eq!(
+        (code, fault(&report).0.as_str()),
+        (1, "balance_mismatch"),
+        "{report}"
+    );
+    let findings = integrity_findings(&app).await;
+    assert!(
+        findings
+            .iter()
+            .any(|finding| finding["check"] == "account_postings"
+                && finding["account_id"] == wallet.to_string()),
+        "{findings:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_export_signed_by_another_key_is_refused() {
+    let app = spawn_app().await;
+    busy_ledger(&app).await;
+    let key = public_key_pem(&app).await;
+    let mut lines = export_lines(&app, "").await;
+    let attacker = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let manifest = lines[lines.len() - 2].clone();
+    // Signed by another key and saying so.
+    lines.pop();
+    lines.push(
+        ledger::audit::export::Line::Signature(ledger::audit::export::sign_manifest(
+            &manifest, &attacker,
+        ))
+        .encode(),
+    );
+    let (code, report) = verify(&join(&lines), &key);
+    assert_eq!(
+        (code, fault(&report).0.as_str()),
+        (1, "unknown_key"),
+        "{report}"
+    );
+    // Signed by another key, claiming the service's key id.
+    let mut forged = ledger::audit::export::sign_manifest(&manifest, &attacker);
+    let ledger::audit::export::Line::Signature(genuine) =
+        ledger::audit::export::Line::decode(&export_lines(&app, "").await.pop().unwrap()).unwrap()
+    else {
+        panic!()
+    };
+    forged.key_id = genuine.key_id;
+    lines.pop();
+    lines.push(ledger::audit::export::Line::Signature(forged).encode());
+    let (code, report) = verify(&join(&lines), &key);
+    assert_eq!(
+        (code, fault(&report).0.as_str()),
+        (1, "bad_signature"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_export_is_refused() {
+    let app = spawn_app().await;
+    busy_ledger(&app).await;
+    let key = public_key_pem(&app).await;
+    let whole = join(&export_lines(&app, "").await);
+    for cut in [whole.len() - 1, whole.len() / 2, whole.len() - 200] {
+        let (code, report) = verify(&whole[..cut], &key);
+        assert_eq!(code, 1, "cut at {cut}: {report}");
+        assert_eq!(fault(&report).0, "truncated", "cut at {cut}: {report}");
+    }
+    let without_signature: Vec<Vec<u8>> = export_lines(&app, "")
+        .await
+        .into_iter()
+        .rev()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let (code, report) = verify(&join(&without_signature), &key);
+    assert_eq!(
+        (code, fault(&report).0.as_str()),
+        (1, "truncated"),
+        "{report}"
+    );
+}
