@@ -225,8 +225,10 @@ impl Auditor<'_> {
     }
 
     /// Streams the signed export of `from_seq..=to_seq` (docs/AUDIT_FORMAT.md §5) into `sink`,
-    /// one line at a time, never holding the range in memory. Stops quietly when the receiver
-    /// goes away.
+    /// in chunks of whole lines, never holding the range in memory. Stops quietly when the
+    /// receiver goes away. On a failure midway (a journal that does not add up), the lines written
+    /// so far are still sent: the missing signature marks the export incomplete, and the auditor
+    /// sees where it stopped.
     pub async fn export(
         &self,
         ledger: &LedgerRecord,
@@ -236,10 +238,23 @@ impl Auditor<'_> {
     ) -> Result<(), AuditError> {
         let mut out = ExportWriter {
             sink,
+            chunk: Vec::with_capacity(EXPORT_CHUNK_BYTES * 2),
             content: ContentHasher::new(),
             events: 0,
             balances: 0,
         };
+        let written = self.write_export(ledger, from_seq, to_seq, &mut out).await;
+        let flushed = out.flush().await;
+        written.and(flushed)
+    }
+
+    async fn write_export(
+        &self,
+        ledger: &LedgerRecord,
+        from_seq: u64,
+        to_seq: u64,
+        out: &mut ExportWriter,
+    ) -> Result<(), AuditError> {
         let origin = self.signer.origin(ledger.name.as_str());
         out.line(&Line::Header(Header {
             ledger: ledger.name.clone(),
@@ -250,23 +265,9 @@ impl Auditor<'_> {
         }))
         .await?;
         if from_seq > 1 {
-            self.write_opening(ledger, from_seq - 1, &mut out).await?;
+            self.write_opening(ledger, from_seq - 1, out).await?;
         }
-        let mut after = i64::try_from(from_seq - 1).expect("seq fits");
-        loop {
-            let page = self
-                .storage
-                .journal_page(ledger, after, PAGE_EVENTS)
-                .await?;
-            for event in page.items.iter().take_while(|event| event.seq <= to_seq) {
-                out.events += 1;
-                out.line(&Line::Event(event.clone())).await?;
-            }
-            match page.next_after {
-                Some(next) if (next as u64) < to_seq => after = next,
-                _ => break,
-            }
-        }
+        self.write_events(ledger, from_seq, to_seq, out).await?;
         let checkpoint = self.checkpoint_of_size(ledger, to_seq).await?;
         out.line(&Line::Checkpoint {
             tree_size: to_seq,
@@ -304,6 +305,52 @@ impl Auditor<'_> {
         let signature = export::sign_manifest(&manifest_line, self.signer.key());
         out.send(manifest_line).await?;
         out.send(Line::Signature(signature).encode()).await
+    }
+
+    /// The events `from_seq..=to_seq`, a page at a time; the next page is fetched while this one
+    /// is encoded, so PostgreSQL and the encoding work side by side.
+    async fn write_events(
+        &self,
+        ledger: &LedgerRecord,
+        from_seq: u64,
+        to_seq: u64,
+        out: &mut ExportWriter,
+    ) -> Result<(), AuditError> {
+        let first_after = i64::try_from(from_seq - 1).expect("seq fits");
+        let mut page = self
+            .storage
+            .journal_page(ledger, first_after, PAGE_EVENTS)
+            .await?;
+        loop {
+            let next_after = page.next_after.filter(|next| (*next as u64) < to_seq);
+            let prefetch = async {
+                match next_after {
+                    Some(after) => self
+                        .storage
+                        .journal_page(ledger, after, PAGE_EVENTS)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            };
+            let write = async {
+                for event in page
+                    .items
+                    .into_iter()
+                    .take_while(|event| event.seq <= to_seq)
+                {
+                    out.events += 1;
+                    out.line(&Line::Event(event)).await?;
+                }
+                Ok::<_, AuditError>(())
+            };
+            let (next, written) = futures_util::future::join(prefetch, write).await;
+            written?;
+            match next? {
+                Some(next) => page = next,
+                None => return Ok(()),
+            }
+        }
     }
 
     /// The state before a range: replayed from genesis through the engine, so the opening the
@@ -492,8 +539,13 @@ impl Auditor<'_> {
 }
 
 /// Writes export lines to the sink, hashing those before the manifest.
+/// Lines are sent in chunks of about this size: one HTTP chunk and one channel hand-off per line
+/// would cost more than encoding the line.
+const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
+
 struct ExportWriter {
     sink: mpsc::Sender<Vec<u8>>,
+    chunk: Vec<u8>,
     content: ContentHasher,
     events: u64,
     balances: u64,
@@ -506,10 +558,19 @@ impl ExportWriter {
         self.send(bytes).await
     }
 
-    async fn send(&mut self, mut bytes: Vec<u8>) -> Result<(), AuditError> {
-        bytes.push(b'\n');
+    async fn send(&mut self, bytes: Vec<u8>) -> Result<(), AuditError> {
+        self.chunk.extend_from_slice(&bytes);
+        self.chunk.push(b'\n');
+        if self.chunk.len() >= EXPORT_CHUNK_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), AuditError> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(EXPORT_CHUNK_BYTES * 2));
         self.sink
-            .send(bytes)
+            .send(chunk)
             .await
             .map_err(|_| AuditError::ClientGone)
     }

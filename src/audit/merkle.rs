@@ -22,7 +22,7 @@
 //! tree height (≈ 1,000 hashes for 2^32 leaves), usually in one query.
 //!
 //! Example of the asynchronous flow (`db` is the storage layer, not part of this module):
-//! ```ignore
+//! ```text
 //! let ranges = merkle::inclusion_proof_ranges(leaf_index, tree_size)?;
 //! let mut fetched = BTreeMap::new();
 //! for id in merkle::subtrees_needed(&ranges) {

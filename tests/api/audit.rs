@@ -47,7 +47,8 @@ async fn journal_tree(app: &TestApp, ledger: &str) -> InMemoryMerkleTree {
 }
 
 /// A ledger with two accounts and `count` transfers between them (in batches of up to 1,000).
-async fn ledger_with_transfers(app: &TestApp, count: usize) -> (Uuid, Uuid) {
+/// A ledger `main` with `count` transfers from `world` to `wallet`, sent in atomic batches of 1000.
+pub async fn ledger_with_transfers(app: &TestApp, count: usize) -> (Uuid, Uuid) {
     app.create_ledger("main").await;
     let world = app
         .open_account("main", "world", json!({"normal_side": "debit"}))

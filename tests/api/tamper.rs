@@ -1,5 +1,6 @@
-//! Tampering with a real database, or with an export, and `ledger-verify` (and the integrity
-//! check, where it applies) catching and naming it.
+//! `ledger-verify` on exports of a real database: a large untouched one verifies, and tampering
+//! with the database or the export is caught and named (by the integrity check too, where it
+//! applies).
 //!
 //! The attacker has the database owner's rights: `session_replication_role = replica` switches the
 //! append-only triggers off for their session.
@@ -11,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::audit::export_lines;
+use crate::audit::{export_lines, ledger_with_transfers};
 use crate::helpers::{owner_connection, spawn_app, TestApp};
 
 /// A ledger of 3 accounts and about 20 events of every kind.
@@ -147,6 +148,19 @@ async fn an_untouched_ledger_exports_and_verifies() {
         "a partial export verifies from its opening state: {report}"
     );
     assert!(integrity_findings(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_export_of_a_hundred_thousand_events_verifies() {
+    let app = spawn_app().await;
+    ledger_with_transfers(&app, 100_000).await;
+    let key = public_key_pem(&app).await;
+    let (code, report) = verify(&join(&export_lines(&app, "").await), &key);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["events"], 100_003,
+        "the ledger, two accounts and every transfer"
+    );
 }
 
 #[tokio::test]
