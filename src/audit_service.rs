@@ -9,12 +9,12 @@ use tokio::sync::mpsc;
 use crate::audit::checkpoint::sign_checkpoint;
 use crate::audit::export::{self, AccountBalance, ContentHasher, Header, Line, Manifest, Opening};
 use crate::audit::merkle::{self, LeafRange, MerkleFrontier, SubtreeId};
-use crate::audit::replay::Replayer;
-use crate::audit::{ChainHead, Hash32};
+use crate::audit::replay::{FaultKind, Replayer};
+use crate::audit::{ChainHead, Hash32, JournalEvent};
 use crate::domain::*;
 use crate::signing::Signer;
 use crate::storage::audit::StoredCheckpoint;
-use crate::storage::{LedgerRecord, Storage, StorageError};
+use crate::storage::{LedgerRecord, Storage, StorageError, StoredHead};
 
 /// Events read from storage at a time, by exports and integrity checks: memory stays bounded
 /// whatever the range.
@@ -412,41 +412,60 @@ impl Auditor<'_> {
     }
 
     /// The integrity check (§7): the chain (seq from 1 without gaps, every hash and prev_hash),
-    /// the Merkle tree against the head's frontier and the latest checkpoint, §4.2 and §4.3.
+    /// the Merkle tree against the head's frontier and the latest checkpoint, the journal
+    /// replayed through the engine against the stored balances, §4.2 and §4.3.
     /// Returns the last seq checked and the findings (empty: passed).
+    ///
+    /// Writers may commit while it runs. The checkpoint is read before the head and the journal
+    /// only up to the head's seq, and stored balances are read as of that seq, so that events
+    /// committed meanwhile are neither missing nor extra.
     pub async fn integrity_check(
         &self,
         ledger: &LedgerRecord,
     ) -> Result<(u64, Vec<Value>), AuditError> {
-        const MAX_FINDINGS: usize = 100;
-        let mut findings = Vec::new();
-        let head = self.storage.ledger_head(ledger.id).await?;
+        let mut findings = Findings::default();
         let checkpoint = self.storage.latest_checkpoint(ledger.id).await?;
+        let head = self.storage.ledger_head(ledger.id).await?;
+        let replayed = self
+            .check_journal(ledger, &head, checkpoint.as_ref(), &mut findings)
+            .await?;
+        if let Some(book) = replayed {
+            self.check_balances_against_replay(ledger, head.chain.seq, &book, &mut findings)
+                .await?;
+        }
+        self.check_balance_tables(ledger, &mut findings).await?;
+        Ok((head.chain.seq, findings.into_vec()))
+    }
+
+    /// The chain and the tree of the events up to the head, and the journal replayed through the
+    /// engine. Returns the replayed book, unless the replay stopped at a fault.
+    async fn check_journal(
+        &self,
+        ledger: &LedgerRecord,
+        head: &StoredHead,
+        checkpoint: Option<&StoredCheckpoint>,
+        findings: &mut Findings,
+    ) -> Result<Option<Book>, AuditError> {
         let mut frontier = MerkleFrontier::new();
         let mut previous = ChainHead::GENESIS;
+        let mut replayer = Some(Replayer::new());
         let mut after = 0;
-        loop {
+        'pages: loop {
             let page = self
                 .storage
                 .journal_page(ledger, after, PAGE_EVENTS)
                 .await?;
             for event in &page.items {
-                if findings.len() < MAX_FINDINGS {
-                    if event.seq != previous.seq + 1 {
-                        findings.push(json!({"check": "chain", "seq": event.seq, "detail": format!("seq {} follows seq {}: the journal has a gap or a swap", event.seq, previous.seq)}));
-                    } else if event.prev_hash != previous.hash {
-                        findings.push(json!({"check": "chain", "seq": event.seq, "detail": "prev_hash is not the previous event's hash"}));
-                    }
-                    if event.computed_hash() != event.hash {
-                        findings.push(json!({"check": "chain", "seq": event.seq, "detail": "hash is not SHA-256 of the canonical event: the event was altered"}));
-                    }
+                if event.seq > head.chain.seq {
+                    break 'pages;
                 }
+                check_chain_link(&previous, event, findings);
+                replay_event(&mut replayer, event, findings);
                 frontier
                     .append_event_hash(&event.hash)
                     .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
-                if let Some(checkpoint) = checkpoint
-                    .as_ref()
-                    .filter(|checkpoint| checkpoint.tree_size == frontier.size())
+                if let Some(checkpoint) =
+                    checkpoint.filter(|checkpoint| checkpoint.tree_size == frontier.size())
                 {
                     if frontier.root() != checkpoint.root {
                         findings.push(json!({"check": "merkle", "seq": event.seq, "detail": format!("the root of the first {} events is not the signed checkpoint's", checkpoint.tree_size)}));
@@ -468,12 +487,56 @@ impl Auditor<'_> {
         if frontier != head.merkle {
             findings.push(json!({"check": "merkle", "detail": "the stored Merkle frontier is not the tree of the journal's events"}));
         }
-        if checkpoint
-            .as_ref()
-            .is_some_and(|checkpoint| checkpoint.tree_size > frontier.size())
-        {
+        if checkpoint.is_some_and(|checkpoint| checkpoint.tree_size > frontier.size()) {
             findings.push(json!({"check": "merkle", "detail": "the latest checkpoint covers events the journal no longer has"}));
         }
+        Ok(replayer.and_then(Replayer::into_book))
+    }
+
+    /// Every account's stored balances as of `seq` (its last posting's running balance, what
+    /// exports state) against the balances the journal replays to: catches postings and
+    /// balances rewritten together, which the sums of §4.3 cannot see.
+    async fn check_balances_against_replay(
+        &self,
+        ledger: &LedgerRecord,
+        seq: u64,
+        book: &Book,
+        findings: &mut Findings,
+    ) -> Result<(), AuditError> {
+        let mut stored_accounts = 0;
+        let mut after_id = None;
+        loop {
+            let accounts = self
+                .storage
+                .accounts_as_of(ledger.id, seq, after_id, PAGE_ACCOUNTS)
+                .await?;
+            for stored in &accounts {
+                stored_accounts += 1;
+                let agrees = book.account(stored.id).is_some_and(|replayed| {
+                    replayed.balances == stored.balances && replayed.status == stored.status
+                });
+                if !agrees {
+                    findings.push(json!({"check": "replay", "account_id": stored.id.to_string(), "detail": format!("the account's stored balances as of seq {seq} are not what the journal replays to")}));
+                }
+            }
+            match accounts.last() {
+                Some(last) if accounts.len() == PAGE_ACCOUNTS => after_id = Some(last.id.as_uuid()),
+                _ => break,
+            }
+        }
+        let replayed_accounts = book.accounts().count();
+        if stored_accounts != replayed_accounts {
+            findings.push(json!({"check": "replay", "detail": format!("the journal opens {replayed_accounts} accounts up to seq {seq}, the database has {stored_accounts}")}));
+        }
+        Ok(())
+    }
+
+    /// §4.2 and §4.3 on the tables as they are now, each in one statement.
+    async fn check_balance_tables(
+        &self,
+        ledger: &LedgerRecord,
+        findings: &mut Findings,
+    ) -> Result<(), AuditError> {
         for (currency, posted_debits, posted_credits, pending_debits, pending_credits) in
             self.storage.unbalanced_currencies(ledger.id).await?
         {
@@ -495,8 +558,55 @@ impl Auditor<'_> {
         {
             findings.push(json!({"check": "account_postings", "account_id": account.to_string(), "detail": "the account's balances are not the sums of its postings"}));
         }
-        findings.truncate(MAX_FINDINGS);
-        Ok((previous.seq, findings))
+        Ok(())
+    }
+}
+
+/// The findings of one integrity check, at most `MAX` of them: a broken database could
+/// otherwise produce one per row.
+#[derive(Default)]
+struct Findings(Vec<Value>);
+
+impl Findings {
+    const MAX: usize = 100;
+
+    fn push(&mut self, finding: Value) {
+        if self.0.len() < Self::MAX {
+            self.0.push(finding);
+        }
+    }
+
+    fn into_vec(self) -> Vec<Value> {
+        self.0
+    }
+}
+
+fn check_chain_link(previous: &ChainHead, event: &JournalEvent, findings: &mut Findings) {
+    if event.seq != previous.seq + 1 {
+        findings.push(json!({"check": "chain", "seq": event.seq, "detail": format!("seq {} follows seq {}: the journal has a gap or a swap", event.seq, previous.seq)}));
+    } else if event.prev_hash != previous.hash {
+        findings.push(json!({"check": "chain", "seq": event.seq, "detail": "prev_hash is not the previous event's hash"}));
+    }
+    if event.computed_hash() != event.hash {
+        findings.push(json!({"check": "chain", "seq": event.seq, "detail": "hash is not SHA-256 of the canonical event: the event was altered"}));
+    }
+}
+
+/// Applies the event to the replay; at the first fault, records it (unless it is a break of
+/// the chain, which `check_chain_link` names already) and stops replaying.
+fn replay_event(replayer: &mut Option<Replayer>, event: &JournalEvent, findings: &mut Findings) {
+    let Some(replay) = replayer.as_mut() else {
+        return;
+    };
+    if let Err(fault) = replay.push(event) {
+        let chain_break = matches!(
+            fault.kind,
+            FaultKind::SeqOutOfOrder { .. } | FaultKind::PrevHashMismatch | FaultKind::HashMismatch
+        );
+        if !chain_break {
+            findings.push(json!({"check": "replay", "seq": fault.seq, "detail": format!("the journal does not replay: {fault}")}));
+        }
+        *replayer = None;
     }
 }
 

@@ -106,6 +106,10 @@ impl Replayer {
         self.book.as_ref()
     }
 
+    pub fn into_book(self) -> Option<Book> {
+        self.book
+    }
+
     pub fn head(&self) -> ChainHead {
         self.head.unwrap_or(ChainHead::GENESIS)
     }

@@ -525,6 +525,9 @@ pub async fn export(
         return Err(ApiError::bad_request("out_of_range", format!("need 1 <= from_seq <= to_seq <= {size} (the last event), got {from_seq} and {to_seq}")));
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    // Told when the export fails midway: the status is sent already, so the body must end
+    // as a broken transfer (no final chunk), not as a complete download.
+    let (failed, failure) = tokio::sync::oneshot::channel::<()>();
     let (storage, signer, task_ledger) =
         (state.storage.clone(), state.signer.clone(), ledger.clone());
     tokio::spawn(async move {
@@ -534,18 +537,11 @@ pub async fn export(
         };
         match auditor.export(&task_ledger, from_seq, to_seq, sender).await {
             Ok(()) | Err(AuditError::ClientGone) => {}
-            // The status is sent already: the export ends early, and its missing signature
-            // tells the verifier it is incomplete.
             Err(error) => {
-                tracing::error!(ledger = %task_ledger.name, error = %error, "export failed midway")
+                tracing::error!(ledger = %task_ledger.name, error = %error, "export failed midway");
+                let _ = failed.send(());
             }
         }
-    });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|line| (Ok::<_, actix_web::Error>(web::Bytes::from(line)), receiver))
     });
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
@@ -556,7 +552,32 @@ pub async fn export(
                 ledger.name
             ),
         ))
-        .streaming(stream))
+        .streaming(export_body(receiver, failure)))
+}
+
+/// The export's chunks, then an error if the export failed midway: actix then closes the
+/// connection without the chunked body's terminator, and clients (curl, reqwest, proxies) see
+/// an incomplete transfer. The lines sent before the failure still reach the client.
+fn export_body(
+    chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    failure: tokio::sync::oneshot::Receiver<()>,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(
+        (chunks, Some(failure)),
+        |(mut chunks, mut failure)| async move {
+            if let Some(chunk) = chunks.recv().await {
+                return Some((Ok(web::Bytes::from(chunk)), (chunks, failure)));
+            }
+            // The export has returned; its task reports a failure right after, or drops
+            // the sender.
+            failure.take()?.await.ok()?;
+            // One pending poll first: actix writes out what it holds before polling the body
+            // again, so the lines sent before the failure reach the client.
+            tokio::task::yield_now().await;
+            let error = actix_web::error::ErrorInternalServerError("the export failed midway");
+            Some((Err(error), (chunks, None)))
+        },
+    )
 }
 
 // ---------------------------------------------------------------- integrity checks
@@ -570,7 +591,7 @@ pub struct IntegrityRunBody {
     pub finished_at: Option<String>,
     /// The last event checked.
     pub checked_seq: Option<u64>,
-    /// What failed: `check` (`chain`, `merkle`, `balanced_currencies`, `account_postings`, `running_balance`), `detail`, and `seq` or `account_id`.
+    /// What failed: `check` (`chain`, `merkle`, `replay`, `balanced_currencies`, `account_postings`, `running_balance`), `detail`, and `seq` or `account_id`.
     #[schema(value_type = Vec<Object>)]
     pub findings: Value,
 }
@@ -589,7 +610,8 @@ impl From<&IntegrityRun> for IntegrityRunBody {
 }
 
 /// Runs the integrity check now (§7): the chain (every hash, every link, no gap), the Merkle tree
-/// against the stored frontier and the latest checkpoint, §4.2 and §4.3. Recorded as a run.
+/// against the stored frontier and the latest checkpoint, the journal replayed against the
+/// stored balances, §4.2 and §4.3. Recorded as a run.
 #[utoipa::path(
     tag = "audit",
     params(("ledger" = String, Path, description = "Ledger name"), IdempotencyKeyHeader),

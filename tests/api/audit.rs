@@ -446,3 +446,35 @@ async fn the_integrity_check_passes_a_sound_ledger_and_names_what_was_tampered_w
         "exposed as a metric"
     );
 }
+
+#[tokio::test]
+async fn integrity_checks_that_run_while_transfers_commit_find_nothing_wrong() {
+    let app = spawn_app().await;
+    let (world, wallet) = ledger_with_transfers(&app, 20).await;
+    let writes = async {
+        for _ in 0..150 {
+            let reply = app.transfer("main", world, wallet, "0.01").await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        }
+    };
+    let checks = async {
+        let mut checked_seqs = Vec::new();
+        for _ in 0..8 {
+            let run = integrity_check(&app).await;
+            assert_eq!(run["status"], "passed", "{run}");
+            checked_seqs.push(run["checked_seq"].as_u64().unwrap());
+        }
+        checked_seqs
+    };
+    let ((), checked_seqs) = tokio::join!(writes, checks);
+    assert!(
+        checked_seqs.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{checked_seqs:?}"
+    );
+    let last = integrity_check(&app).await;
+    assert_eq!(
+        (last["status"].as_str(), last["checked_seq"].as_u64()),
+        (Some("passed"), Some(173)),
+        "{last}"
+    );
+}

@@ -15,8 +15,10 @@ use uuid::Uuid;
 use crate::audit::{export_lines, ledger_with_transfers};
 use crate::helpers::{owner_connection, spawn_app, TestApp};
 
-/// A ledger of 3 accounts and about 20 events of every kind.
-async fn busy_ledger(app: &TestApp) -> Uuid {
+/// A ledger of 3 accounts and about 20 events of every kind. Returns the wallet and the shop;
+/// the last event is the reversal of a payment from the wallet to the shop, so the wallet's last
+/// posting is a credit and the shop's a debit.
+async fn busy_ledger(app: &TestApp) -> (Uuid, Uuid) {
     app.create_ledger("main").await;
     let world = app
         .open_account("main", "world", json!({"normal_side": "debit"}))
@@ -50,7 +52,7 @@ async fn busy_ledger(app: &TestApp) -> Uuid {
         &json!({"amount": "2.00"}),
     )
     .await;
-    wallet
+    (wallet, shop)
 }
 
 /// Runs the SQL as an attacker who switched the append-only triggers off.
@@ -195,10 +197,11 @@ async fn a_deleted_event_is_caught_where_the_chain_breaks() {
     let app = spawn_app().await;
     busy_ledger(&app).await;
     tamper(&app, "DELETE FROM journal WHERE seq = 8").await;
-    let (code, report) = verify(
-        &join(&export_lines(&app, "").await),
-        &public_key_pem(&app).await,
-    );
+    // The tree's stored hashes no longer match the journal, so the service cannot sign the
+    // checkpoint and breaks off the download after the events; what arrived still names the gap.
+    let (received, broken) = export_as_received(&app, "").await;
+    assert!(broken, "the download must end broken");
+    let (code, report) = verify(&received, &public_key_pem(&app).await);
     assert_eq!(
         (code, fault(&report)),
         (1, ("seq_out_of_order".into(), Some(9))),
@@ -238,10 +241,53 @@ async fn two_swapped_events_are_caught() {
         .any(|finding| finding["check"] == "chain" && finding["seq"] == 8));
 }
 
+/// The bytes of an export as they arrive, and whether the download broke off.
+async fn export_as_received(app: &TestApp, query: &str) -> (Vec<u8>, bool) {
+    let mut reply = app
+        .client
+        .get(app.url(&format!("/v1/ledgers/main/export{query}")))
+        .bearer_auth(&app.tokens.auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let mut received = Vec::new();
+    loop {
+        match reply.chunk().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => return (received, false),
+            Err(_) => return (received, true),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_export_that_fails_midway_ends_as_a_broken_download_not_a_complete_one() {
+    let app = spawn_app().await;
+    busy_ledger(&app).await;
+    // The opening of a range is replayed from genesis: an altered event before the range stops
+    // the export after its status was sent.
+    tamper(
+        &app,
+        "UPDATE journal SET data = jsonb_set(data, '{amount}', '\"500.00\"') WHERE seq = 8",
+    )
+    .await;
+    let (received, broken) = export_as_received(&app, "?from_seq=10").await;
+    let received = String::from_utf8_lossy(&received);
+    assert!(
+        broken,
+        "the body must not end like a complete download: {received}"
+    );
+    assert!(
+        received.contains(r#""kind":"header""#),
+        "what was written before the failure still arrives: {received}"
+    );
+}
+
 #[tokio::test]
 async fn a_changed_balance_is_caught_by_the_replay_and_by_the_integrity_check() {
     let app = spawn_app().await;
-    let wallet = busy_ledger(&app).await;
+    let (wallet, _) = busy_ledger(&app).await;
     // A careful forger changes the account and its running balance, leaving the journal alone.
     tamper(
         &app,
@@ -269,6 +315,90 @@ async fn a_changed_balance_is_caught_by_the_replay_and_by_the_integrity_check() 
                 && finding["account_id"] == wallet.to_string()),
         "{findings:?}"
     );
+}
+
+/// Moves 100 into the wallet's posted credits and the shop's posted debits, in the accounts and
+/// in their last postings: `delta` adds it to the postings' deltas, `after` to their running
+/// balances.
+async fn move_one_hundred(app: &TestApp, wallet: Uuid, shop: Uuid, delta: bool, after: bool) {
+    let last_posting = |account: Uuid, side: &str, column: &str| {
+        let mut set = Vec::new();
+        if delta {
+            set.push("posted_delta = posted_delta + 100".to_owned());
+        }
+        if after {
+            set.push(format!("{column} = {column} + 100"));
+        }
+        format!(
+            "UPDATE postings SET {} WHERE account_id = '{account}' AND side = '{side}' \
+             AND seq = (SELECT max(seq) FROM postings WHERE account_id = '{account}')",
+            set.join(", ")
+        )
+    };
+    tamper(
+        app,
+        &format!(
+            "UPDATE accounts SET posted_credits = posted_credits + 100 WHERE id = '{wallet}'; \
+             UPDATE accounts SET posted_debits = posted_debits + 100 WHERE id = '{shop}'; {}; {}",
+            last_posting(wallet, "credit", "posted_credits_after"),
+            last_posting(shop, "debit", "posted_debits_after"),
+        ),
+    )
+    .await;
+}
+
+fn checks_named(findings: &[Value]) -> Vec<(String, String)> {
+    let mut named: Vec<(String, String)> = findings
+        .iter()
+        .map(|finding| {
+            (
+                finding["check"].as_str().unwrap_or_default().to_owned(),
+                finding["account_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    named.sort();
+    named
+}
+
+#[tokio::test]
+async fn postings_and_balances_rewritten_together_are_caught_only_by_replaying_the_journal() {
+    let app = spawn_app().await;
+    let (wallet, shop) = busy_ledger(&app).await;
+    // The sums of postings, the running balances and §4.2 all still agree after this.
+    move_one_hundred(&app, wallet, shop, true, true).await;
+    let mut expected = vec![
+        ("replay".to_owned(), wallet.to_string()),
+        ("replay".to_owned(), shop.to_string()),
+    ];
+    expected.sort();
+    assert_eq!(checks_named(&integrity_findings(&app).await), expected);
+    let (code, report) = verify(
+        &join(&export_lines(&app, "").await),
+        &public_key_pem(&app).await,
+    );
+    assert_eq!(
+        (code, fault(&report).0.as_str()),
+        (1, "balance_mismatch"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_balance_that_is_not_its_last_running_balance_is_named() {
+    let app = spawn_app().await;
+    let (wallet, shop) = busy_ledger(&app).await;
+    // The sums of postings still agree; the running balances do not.
+    move_one_hundred(&app, wallet, shop, true, false).await;
+    let mut expected = vec![
+        ("running_balance".to_owned(), wallet.to_string()),
+        ("running_balance".to_owned(), shop.to_string()),
+    ];
+    expected.sort();
+    assert_eq!(checks_named(&integrity_findings(&app).await), expected);
 }
 
 #[tokio::test]
