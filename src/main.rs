@@ -229,7 +229,7 @@ async fn migrate(args: &DatabaseArgs) -> Result<(), String> {
     result
 }
 
-/// Structured JSON logs on stdout; `RUST_LOG` filters (default `info`), `LEDGER_LOG_FORMAT=text`
+/// Structured JSON logs on stdout; `RUST_LOG` filters (default `info,tokio_postgres=warn`), `LEDGER_LOG_FORMAT=text`
 /// for humans.
 /// tokio-postgres logs every server NOTICE at info; those are not the service's news.
 fn init_logging() {

@@ -2,6 +2,7 @@
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
+use super::auth::Caller;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::EmptyRequest;
 use super::dto::{AccountBody, OpenAccountRequest, PageBody};
@@ -63,6 +64,7 @@ pub async fn open_account(
 )]
 #[get("/v1/ledgers/{ledger}/accounts/{id}")]
 pub async fn get_account(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -85,6 +87,7 @@ pub async fn get_account(
 )]
 #[get("/v1/ledgers/{ledger}/accounts")]
 pub async fn list_accounts(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<PageQuery>,

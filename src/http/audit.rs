@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::Caller;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::{EmptyRequest, JournalEventBody, PageBody, TransferBody};
 use super::paging::{decode_cursor, encode_cursor, page_size};
@@ -69,13 +70,15 @@ pub struct KeysQuery {
 }
 
 /// The public keys that sign checkpoints and exports, current and retired.
-#[utoipa::path(tag = "audit", params(KeysQuery), responses((status = 200, body = Vec<SigningKeyBody>)))]
+#[utoipa::path(tag = "audit", params(KeysQuery), responses((status = 200, body = Vec<SigningKeyBody>), (status = 403, description = "`ledger_forbidden`: the key does not cover the ledger named", body = Problem), (status = 404, body = Problem)))]
 #[get("/v1/keys")]
 pub async fn signing_keys(
+    caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<KeysQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let origin = match &query.ledger {
+        Some(name) if !caller.key.covers(name) => return Err(super::auth::ledger_forbidden(name)),
         Some(name) => Some(
             state
                 .signer
@@ -129,6 +132,7 @@ pub struct CheckpointQuery {
 )]
 #[get("/v1/ledgers/{ledger}/checkpoint")]
 pub async fn get_checkpoint(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<CheckpointQuery>,
@@ -179,6 +183,7 @@ fn hexes(hashes: &[Hash32]) -> Vec<String> {
 )]
 #[get("/v1/ledgers/{ledger}/proofs/inclusion")]
 pub async fn inclusion_proof(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<InclusionQuery>,
@@ -230,6 +235,7 @@ pub struct ConsistencyProofBody {
 )]
 #[get("/v1/ledgers/{ledger}/proofs/consistency")]
 pub async fn consistency_proof(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<ConsistencyQuery>,
@@ -322,6 +328,7 @@ async fn account_of(
 )]
 #[get("/v1/ledgers/{ledger}/accounts/{id}/entries")]
 pub async fn entries(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     query: web::Query<super::paging::PageQuery>,
@@ -379,6 +386,7 @@ pub struct BalanceBody {
 )]
 #[get("/v1/ledgers/{ledger}/accounts/{id}/balance")]
 pub async fn balance(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     query: web::Query<BalanceQuery>,
@@ -454,6 +462,7 @@ pub struct TransferAuditBody {
 )]
 #[get("/v1/ledgers/{ledger}/transfers/{id}/audit")]
 pub async fn transfer_audit(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -514,6 +523,7 @@ pub struct ExportQuery {
 )]
 #[get("/v1/ledgers/{ledger}/export")]
 pub async fn export(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<ExportQuery>,
@@ -656,6 +666,7 @@ pub async fn run_integrity_check(
 )]
 #[get("/v1/ledgers/{ledger}/integrity-checks/latest")]
 pub async fn latest_integrity_check(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

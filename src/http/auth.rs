@@ -65,6 +65,7 @@ pub const POLICY: &[(&str, &str, Permission)] = &[
     ("GET",    "/metrics",                                      Permission::Open),
     ("GET",    "/openapi.json",                                 Permission::Open),
     ("GET",    "/docs/{_:.*}",                                  Permission::Open),
+    ("GET",    "/docs",                                         Permission::Open),
     ("POST",   "/v1/ledgers",                                   Permission::CreateLedgers),
     ("GET",    "/v1/ledgers",                                   Permission::Read),
     ("GET",    "/v1/ledgers/{ledger}",                          Permission::Read),
@@ -266,8 +267,13 @@ pub async fn middleware(
 }
 
 /// `Ok(None)` for open routes and routes that do not exist (they answer 404 themselves).
+///
+/// Routes are matched on the percent-decoded path, the one the router dispatches on: matching
+/// the raw path would let `/v1/api-key%73` reach the keys handler as an unknown route, without
+/// a key. Handlers of keyed routes also take a `Caller`, so a route this misses answers 401.
 async fn authorize(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
-    let Some(template) = request.resource_map().match_pattern(request.path()) else {
+    let path = request.match_info().as_str();
+    let Some(template) = request.resource_map().match_pattern(path) else {
         return Ok(None);
     };
     let permission = permission_for(request.method(), &template)
@@ -278,7 +284,16 @@ async fn authorize(request: &ServiceRequest) -> Result<Option<Caller>, ApiError>
     let state = request
         .app_data::<web::Data<AppState>>()
         .expect("app state");
-    let token = bearer_token(request).ok_or_else(unauthenticated)?;
+    if !request.headers().contains_key("authorization") {
+        return Err(unauthenticated());
+    }
+    let token = bearer_token(request).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "the Authorization header must be `Bearer <key>` with a key this service issued",
+        )
+    })?;
     let key = state.keys.authenticate(token).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -306,16 +321,20 @@ async fn authorize(request: &ServiceRequest) -> Result<Option<Caller>, ApiError>
             "only an admin key for every ledger manages API keys".into(),
         ));
     }
-    if let Some(ledger) = ledger_in(&template, request.path()) {
+    if let Some(ledger) = ledger_in(&template, path) {
         if !key.covers(&ledger) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "ledger_forbidden",
-                format!("this API key does not cover ledger {ledger:?}"),
-            ));
+            return Err(ledger_forbidden(&ledger));
         }
     }
     Ok(Some(Caller { key }))
+}
+
+pub fn ledger_forbidden(ledger: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "ledger_forbidden",
+        format!("this API key does not cover ledger {ledger:?}"),
+    )
 }
 
 fn forbidden(detail: String) -> ApiError {

@@ -4,6 +4,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::auth::Caller;
 use super::dto::{JournalEventBody, JournalPageBody};
 use super::paging::page_size;
 use super::problem::{ApiError, Problem};
@@ -28,6 +29,7 @@ pub struct JournalQuery {
 )]
 #[get("/v1/ledgers/{ledger}/journal")]
 pub async fn journal(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<JournalQuery>,

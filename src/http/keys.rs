@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::generate_token;
+use super::auth::Caller;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::PageBody;
 use super::paging::{page_size, PageQuery};
@@ -180,6 +181,7 @@ pub async fn create_api_key(
 #[utoipa::path(tag = "api-keys", params(PageQuery), responses((status = 200, body = PageBody<ApiKeyBody>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 #[get("/v1/api-keys")]
 pub async fn list_api_keys(
+    _caller: Caller,
     state: web::Data<AppState>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -214,6 +216,7 @@ pub async fn list_api_keys(
 )]
 #[delete("/v1/api-keys/{id}")]
 pub async fn revoke_api_key(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -133,6 +133,7 @@ pub async fn list_ledgers(
 )]
 #[get("/v1/ledgers/{ledger}")]
 pub async fn get_ledger(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

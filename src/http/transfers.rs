@@ -4,6 +4,7 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::auth::Caller;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::{
     partial_amount, EmptyRequest, PostTransferRequest, ReverseTransferRequest, TransferBatchBody,
@@ -68,6 +69,7 @@ pub async fn create_transfer(
 )]
 #[get("/v1/ledgers/{ledger}/transfers/{id}")]
 pub async fn get_transfer(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -104,6 +106,7 @@ pub struct TransferListQuery {
 )]
 #[get("/v1/ledgers/{ledger}/transfers")]
 pub async fn list_transfers(
+    _caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<TransferListQuery>,

@@ -109,6 +109,12 @@ const MATRIX: &[Route] = &[
         access: Access::Open,
         documented: false,
     },
+    Route {
+        method: "GET",
+        path: "/docs",
+        access: Access::Open,
+        documented: false,
+    },
     route("POST", "/v1/ledgers", Access::Only("admin")),
     route("GET", "/v1/ledgers", Access::AnyRole),
     route("GET", "/v1/ledgers/{ledger}", Access::AnyRole),
@@ -807,4 +813,111 @@ async fn the_openapi_document_says_which_routes_need_a_key() {
         "the OpenAPI document misstates who needs a key:\n  {}",
         wrong.join("\n  ")
     );
+}
+
+#[tokio::test]
+async fn a_percent_encoded_path_is_authorized_like_the_route_it_reaches() {
+    let app = spawn_app().await;
+    app.create_ledger(MAIN).await;
+    let (writer_id, writer) = create_key(&app, "writer", None).await;
+    let (_, other_auditor) = create_key(&app, "auditor", Some(&[OTHER])).await;
+    let no_key = [
+        ("GET", format!("/v1/ledgers/{MAIN}/expor%74")),
+        ("GET", format!("/v1/ledgers/{MAIN}/journa%6C")),
+        ("GET", "/v1/api-key%73".to_owned()),
+        ("DELETE", format!("/v1/api-key%73/{writer_id}")),
+    ];
+    for (method, path) in &no_key {
+        let reply = app.send(method, path, None, None, None).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+    let reply = app
+        .send(
+            "GET",
+            &format!("/v1/ledgers/{MAIN}/journa%6C"),
+            None,
+            Some(&app.tokens.reader),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "a reader may not read the journal: {}",
+        reply.text
+    );
+    assert_eq!(MAIN, "main");
+    let encoded_main = "/v1/ledgers/m%61in/journal";
+    let (_, main_auditor) = create_key(&app, "auditor", Some(&[MAIN])).await;
+    let reply = app
+        .send("GET", encoded_main, None, Some(&main_auditor), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let reply = app
+        .send("GET", encoded_main, None, Some(&other_auditor), None)
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::FORBIDDEN, "ledger_forbidden"),
+        "{}",
+        reply.text
+    );
+    let reply = app
+        .send("GET", "/v1/ledgers", None, Some(&writer), None)
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "the writer key was not revoked: {}",
+        reply.text
+    );
+}
+
+#[tokio::test]
+async fn signing_keys_for_a_ledger_are_refused_to_a_key_that_does_not_cover_it() {
+    let app = spawn_app().await;
+    app.create_ledger(MAIN).await;
+    let (_, other_reader) = create_key(&app, "reader", Some(&[OTHER])).await;
+    let path = format!("/v1/keys?ledger={MAIN}");
+    let reply = app
+        .send("GET", &path, None, Some(&other_reader), None)
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::FORBIDDEN, "ledger_forbidden"),
+        "{}",
+        reply.text
+    );
+    let reply = app
+        .send("GET", &path, None, Some(&app.tokens.reader), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn a_malformed_authorization_header_is_named_as_such() {
+    let app = spawn_app().await;
+    for header in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer short", "token"] {
+        let reply = app
+            .client
+            .get(app.url("/v1/ledgers"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        let reply = Reply::read(reply).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            "{header}: {}",
+            reply.text
+        );
+    }
+    let reply = app.send("GET", "/v1/ledgers", None, None, None).await;
+    assert_eq!(reply.code(), "unauthenticated", "no header at all");
 }

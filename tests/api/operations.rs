@@ -68,6 +68,9 @@ async fn the_documentation_page_is_served_offline() {
     let reply = app.get("/docs/").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.text.contains("swagger"), "Swagger UI");
+    let reply = app.get("/docs").await;
+    assert_eq!(reply.status, StatusCode::OK, "/docs leads to the UI too");
+    assert!(reply.text.contains("swagger"), "Swagger UI");
 }
 
 #[tokio::test]

@@ -204,6 +204,18 @@ async fn every_kind_of_bad_transfer_is_a_clear_client_error_and_moves_nothing() 
         ),
         (with(json!({"debit": "x"})), bad, "invalid_body"),
         (json!({"amount": "1.00"}), bad, "invalid_body"),
+        // PostgreSQL's jsonb refuses NUL; canonical JSON cannot hold integers past 2^53 exactly.
+        (
+            with(json!({"metadata": {"note": "a\u{0}b"}})),
+            bad,
+            "invalid_field",
+        ),
+        (
+            with(json!({"metadata": {"n": 9_007_199_254_740_993_u64}})),
+            bad,
+            "invalid_field",
+        ),
+        (json!([]), bad, "invalid_body"),
     ];
     for (body, status, code) in cases {
         let reply = app.post("/v1/ledgers/main/transfers", &body).await;
@@ -223,6 +235,31 @@ async fn every_kind_of_bad_transfer_is_a_clear_client_error_and_moves_nothing() 
         )
         .await;
     assert_eq!((not_json.status, not_json.code()), (bad, "invalid_body"));
+    let twice = format!(
+        r#"{{"debit_account_id":"{world}","credit_account_id":"{wallet}","currency":"EUR","amount":"1.00","amount":"1000.00"}}"#
+    );
+    let twice = app
+        .post_raw("/v1/ledgers/main/transfers", "application/json", twice)
+        .await;
+    assert_eq!(
+        (twice.status, twice.code()),
+        (bad, "invalid_body"),
+        "a key named twice: {}",
+        twice.text
+    );
+    let by_position = app
+        .post_raw(
+            "/v1/ledgers/main/transfers",
+            "application/json",
+            format!(r#"["{world}","{wallet}","1.00","EUR"]"#),
+        )
+        .await;
+    assert_eq!(
+        (by_position.status, by_position.code()),
+        (bad, "invalid_body"),
+        "{}",
+        by_position.text
+    );
     let wrong_type = app
         .post_raw("/v1/ledgers/main/transfers", "text/plain", base.to_string())
         .await;
