@@ -300,7 +300,12 @@ fn spawn_integrity_checks(state: web::Data<AppState>, interval_seconds: u64) {
 /// Applies due expiries of ledgers nobody writes to: every `interval_ms`, each ledger with a
 /// pending transfer past its deadline gets an empty batch, which expires it (§3: at a
 /// deterministic point, the start of a batch, never lost across restarts: deadlines are stored).
+/// Each ledger's batch runs on its own task, at most one per ledger at a time, so a ledger with a
+/// long queue delays no other ledger's expiries.
 fn spawn_expiry_ticker(state: web::Data<AppState>, interval_ms: u64) {
+    let in_flight = Arc::new(std::sync::Mutex::new(
+        std::collections::HashSet::<String>::new(),
+    ));
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(std::time::Duration::from_millis(interval_ms));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -318,15 +323,32 @@ fn spawn_expiry_ticker(state: web::Data<AppState>, interval_ms: u64) {
                 }
             };
             for name in names {
-                let Ok(ledger) = state.ledgers.get(&name).await else {
-                    continue;
-                };
-                if let Err(error) = state.writers.expire_due(&ledger).await {
-                    tracing::warn!(ledger = %name, error = %error, "expiry batch failed; will retry");
+                let newly_in_flight = in_flight
+                    .lock()
+                    .expect("the set is never left poisoned")
+                    .insert(name.clone());
+                if newly_in_flight {
+                    tokio::spawn(expire_due_on(state.clone(), name, in_flight.clone()));
                 }
             }
         }
     });
+}
+
+async fn expire_due_on(
+    state: web::Data<AppState>,
+    name: String,
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+) {
+    if let Ok(ledger) = state.ledgers.get(&name).await {
+        if let Err(error) = state.writers.expire_due(&ledger).await {
+            tracing::warn!(ledger = %name, error = %error, "expiry batch failed; will retry");
+        }
+    }
+    in_flight
+        .lock()
+        .expect("the set is never left poisoned")
+        .remove(&name);
 }
 
 impl Application {

@@ -244,12 +244,13 @@ fn command_weight(command: &Command) -> usize {
     }
 }
 
-/// The accounts the writer committed last, current while the ledger's chain head is still at
-/// `head_seq`: a batch loads only the accounts missing here. Another process writing the ledger
+/// The accounts the writer committed last, current while the ledger's chain head is still
+/// `head` (seq and hash: a seq alone could be reached again by another history, after a failover
+/// to a replica that lost the tail): a batch loads only the accounts missing here. Another process writing the ledger
 /// moves the head, and the batch then loads everything (see `storage::batch::HeldAccounts`).
 #[derive(Default)]
 struct AccountCache {
-    head_seq: Option<u64>,
+    head: Option<ChainHead>,
     accounts: HashMap<AccountId, Account>,
 }
 
@@ -269,18 +270,18 @@ impl AccountCache {
                 .into_iter()
                 .map(|account| (account.id, account)),
         );
-        self.head_seq = Some(planned.head_seq_after);
+        self.head = Some(planned.head_after);
     }
 
     fn forget(&mut self) {
-        self.head_seq = None;
+        self.head = None;
         self.accounts.clear();
     }
 }
 
 impl HeldAccounts for AccountCache {
-    fn current_at_seq(&self) -> Option<u64> {
-        self.head_seq
+    fn current_at(&self) -> Option<ChainHead> {
+        self.head
     }
 
     fn holds(&self, id: AccountId) -> bool {
@@ -491,7 +492,8 @@ pub struct Planned {
     pub outcomes: Vec<Outcome>,
     /// Every account the batch used, as it will be once the batch commits.
     pub accounts_after: Vec<Account>,
-    pub head_seq_after: u64,
+    /// The chain head once the batch commits.
+    pub head_after: ChainHead,
     pub held_accounts_were_current: bool,
 }
 
@@ -592,7 +594,7 @@ pub fn plan_batch(
     let planned = Planned {
         outcomes,
         accounts_after: book.into_accounts().collect(),
-        head_seq_after: chain.seq,
+        head_after: chain,
         held_accounts_were_current: loaded_held_current,
     };
     (writes, planned)
@@ -917,7 +919,7 @@ mod tests {
             "10.00"
         );
         assert!(writes.new_accounts.is_empty() && writes.changed_transfers.is_empty());
-        assert_eq!(planned.head_seq_after, 12);
+        assert_eq!(planned.head_after.seq, 12);
         assert_eq!(
             stored_head.merkle.size(),
             12,
@@ -950,7 +952,7 @@ mod tests {
             Outcome::Rejected(Rejection::AccountNotFound(_))
         ));
         assert!(writes.events.is_empty() && writes.head.is_none());
-        assert_eq!(planned.head_seq_after, 3);
+        assert_eq!(planned.head_after.seq, 3);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::idempotency::{self, IdempotencyRecord, IdempotencyScope};
 use super::reads::head_from_row;
 use super::rows::*;
 use super::{Storage, StorageError, StoredHead};
+use crate::audit::ChainHead;
 use crate::audit::JournalEvent;
 use crate::domain::*;
 
@@ -52,8 +53,8 @@ pub struct BatchNeeds {
 /// Accounts the caller already holds, as the journal left them at a given seq (the writer's
 /// cache of what it committed). They are not loaded again while the chain head is still there.
 pub trait HeldAccounts: Sync {
-    /// The head seq at which the held accounts are current; `None` when none are held.
-    fn current_at_seq(&self) -> Option<u64>;
+    /// The chain head at which the held accounts are current; `None` when none are held.
+    fn current_at(&self) -> Option<ChainHead>;
     fn holds(&self, id: AccountId) -> bool;
 }
 
@@ -61,7 +62,7 @@ pub trait HeldAccounts: Sync {
 pub struct NoHeldAccounts;
 
 impl HeldAccounts for NoHeldAccounts {
-    fn current_at_seq(&self) -> Option<u64> {
+    fn current_at(&self) -> Option<ChainHead> {
         None
     }
 
@@ -172,7 +173,7 @@ async fn lock_and_load(
     held: &dyn HeldAccounts,
 ) -> Result<Loaded, StorageError> {
     let statements = LoadStatements::prepare(client).await?;
-    let is_held = |id: &AccountId| held.current_at_seq().is_some() && held.holds(*id);
+    let is_held = |id: &AccountId| held.current_at().is_some() && held.holds(*id);
     let named_ids: Vec<Uuid> = needs
         .account_ids
         .iter()
@@ -249,7 +250,7 @@ async fn lock_and_load(
     // A second round trip only for accounts neither loaded nor held: those reached through
     // loaded transfers (post, void, reverse, expiry), and all held ones when the head moved
     // (another process wrote this ledger). Locked last, by id.
-    let held_accounts_are_current = held.current_at_seq() == Some(head.chain.seq);
+    let held_accounts_are_current = held.current_at() == Some(head.chain);
     let loaded: BTreeSet<AccountId> = accounts.iter().map(|account| account.id).collect();
     let mut wanted: BTreeSet<AccountId> = transfers
         .iter()
@@ -333,8 +334,12 @@ impl LoadStatements {
         let transfers = format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
         );
+        // Due by the batch's time, `max(clock, head's last_at)`: the engine treats a transfer
+        // past that as expired, so it must be loaded to be expired, even when another
+        // process's clock moved the head ahead of this one's.
         let due = format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND state = 'pending' AND expires_at <= $2 \
+            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND state = 'pending' \
+               AND expires_at <= GREATEST($2, (SELECT last_at FROM ledger_heads WHERE ledger_id = $1)) \
              ORDER BY expires_at, id LIMIT $3 FOR UPDATE"
         );
         let (head, accounts, accounts_by_code, transfers, due) = futures_util::try_join!(

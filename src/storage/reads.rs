@@ -250,7 +250,8 @@ fn frontier_from_row(row: &Row) -> Result<crate::audit::merkle::MerkleFrontier, 
 }
 
 impl Storage {
-    /// Names of the ledgers with a pending transfer whose deadline is at or before `at`.
+    /// Names of the ledgers with a pending transfer whose deadline is at or before `at` or the
+    /// ledger's own time (its head's `last_at`, which another process's clock may have set ahead).
     pub async fn ledgers_with_due_expiries(
         &self,
         at: Timestamp,
@@ -259,7 +260,8 @@ impl Storage {
         let statement = client
             .prepare_cached(
                 "SELECT l.name FROM ledgers l WHERE EXISTS \
-                 (SELECT FROM transfers t WHERE t.ledger_id = l.id AND t.state = 'pending' AND t.expires_at <= $1)",
+                 (SELECT FROM transfers t WHERE t.ledger_id = l.id AND t.state = 'pending' \
+                   AND t.expires_at <= GREATEST($1, (SELECT h.last_at FROM ledger_heads h WHERE h.ledger_id = l.id)))",
             )
             .await?;
         let rows = client.query(&statement, &[&to_sql_time(at)]).await?;

@@ -675,3 +675,35 @@ async fn the_state_machines_are_published_in_the_docs_as_in_the_code() {
     );
     let _ = spawn_app_on;
 }
+
+#[tokio::test]
+async fn a_transfer_past_its_deadline_in_ledger_time_is_expired_even_if_this_clock_lags() {
+    let app = spawn_app().await;
+    let (world, wallet) = ledger_with_accounts(&app).await;
+    let id = pending(&app, wallet, world, "30.00", Some(3600)).await;
+    // Another instance whose clock runs two hours ahead wrote last: the ledger's time (the head's
+    // last_at, which `at` never goes below) is past the deadline, this process's clock is not.
+    let owner = crate::helpers::owner_connection(&app.database).await;
+    owner
+        .batch_execute("UPDATE ledger_heads SET last_at = now() + interval '2 hours'")
+        .await
+        .unwrap();
+    let post = action(&app, &format!("transfers/{id}/post"), json!({})).await;
+    assert_eq!(
+        (post.code(), post.body["from"].as_str()),
+        ("invalid_state_transition", Some("expired")),
+        "{}",
+        post.text
+    );
+    let transfer = app.get(&format!("/v1/ledgers/main/transfers/{id}")).await;
+    assert_eq!(
+        transfer.body["state"], "expired",
+        "expired by an event, not merely refused: {}",
+        transfer.text
+    );
+    assert_eq!(
+        app.account("main", wallet).await["available_balance"],
+        "100.00"
+    );
+    assert_journal_reproduces_the_ledger(&app, "main").await;
+}
