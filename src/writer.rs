@@ -223,7 +223,23 @@ async fn run_writer(
             weight += job_weight(&job);
             jobs.push(job);
         }
-        run_batch(&ledger, jobs, &storage, &settings, &mut cache).await;
+        let refused = run_batch(&ledger, jobs, &storage, &settings, &mut cache).await;
+        // One request the database refuses must not fail the others it was batched with.
+        for job in refused.unwrap_or_default() {
+            let unanswered = run_batch(&ledger, vec![job], &storage, &settings, &mut cache).await;
+            assert!(unanswered.is_none(), "a batch of one job answers it");
+        }
+    }
+}
+
+/// Whether the database refused the batch's data (SQLSTATE classes 22 data exception, 23
+/// constraint violation, 54 program limit), as opposed to failing to run it (connection, timeout).
+fn database_refused_data(error: &StorageError) -> bool {
+    match error {
+        StorageError::Database(error) => error
+            .code()
+            .is_some_and(|code| matches!(code.code().get(..2), Some("22" | "23" | "54"))),
+        _ => false,
     }
 }
 
@@ -289,13 +305,16 @@ impl HeldAccounts for AccountCache {
     }
 }
 
+/// Runs the jobs as one batch and answers each, except when the database refused the batch's
+/// data and it held several jobs: then nothing is answered and the jobs are returned, to be run
+/// one by one so that only the offending one fails.
 async fn run_batch(
     ledger: &LedgerRecord,
     jobs: Vec<Job>,
     storage: &Storage,
     settings: &WriterSettings,
     cache: &mut AccountCache,
-) {
+) -> Option<Vec<Job>> {
     let started = std::time::Instant::now();
     let clock = now();
     let mut needs = needs_of(jobs.iter().flat_map(|job| &job.commands));
@@ -321,6 +340,11 @@ async fn run_batch(
                 let _ = job.reply.send(Ok(answer));
             }
         }
+        Err(error) if jobs.len() > 1 && database_refused_data(&error) => {
+            tracing::warn!(ledger = %ledger.name, error = %error, jobs = jobs.len(), "the database refused a batch; running its jobs one by one");
+            cache.forget();
+            return Some(jobs);
+        }
         Err(error) => {
             tracing::error!(ledger = %ledger.name, error = %error, "batch did not commit");
             cache.forget();
@@ -330,6 +354,7 @@ async fn run_batch(
             }
         }
     }
+    None
 }
 
 /// How a job is handled in its batch, once its idempotency scope is known.

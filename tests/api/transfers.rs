@@ -370,3 +370,50 @@ async fn transfers_are_listed_by_account_and_by_state() {
         (StatusCode::NOT_FOUND, "transfer_not_found")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_database_refuses_fails_alone_not_with_its_batch() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let (world, wallet) = ledger_with_wallet(&app).await;
+    // A rule the database enforces and the service does not know: it stands for any data a
+    // future bug would let through to PostgreSQL.
+    crate::helpers::owner_connection(&app.database)
+        .await
+        .batch_execute(
+            "ALTER TABLE transfers ADD CONSTRAINT test_no_poison CHECK (reference IS DISTINCT FROM 'poison') NOT VALID",
+        )
+        .await
+        .unwrap();
+    for round in 0..3 {
+        let requests: Vec<_> = (0..20)
+            .map(|index| {
+                let app = app.clone();
+                let reference = if index == 10 { "poison" } else { "fine" };
+                let body = json!({"debit_account_id": world, "credit_account_id": wallet, "amount": "1.00", "currency": "EUR", "reference": reference});
+                tokio::spawn(async move {
+                    let reply = app.post("/v1/ledgers/main/transfers", &body).await;
+                    (reference, reply)
+                })
+            })
+            .collect();
+        for request in requests {
+            let (reference, reply) = request.await.unwrap();
+            let expected = match reference {
+                "poison" => (StatusCode::SERVICE_UNAVAILABLE, "not_committed"),
+                _ => (StatusCode::CREATED, ""),
+            };
+            let code = if reply.status == StatusCode::CREATED {
+                ""
+            } else {
+                reply.code()
+            };
+            assert_eq!(
+                (reply.status, code),
+                expected,
+                "round {round}, {reference}: {}",
+                reply.text
+            );
+        }
+    }
+    assert_eq!(app.account("main", wallet).await["posted_credits"], "57.00");
+}
