@@ -143,7 +143,7 @@ impl Line {
 
     /// The line's bytes: RFC 8785 JSON, no newline.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json_canonicalizer::to_vec(&self.to_json()).expect("a JSON value canonicalises")
+        super::jcs::canonical_json(&self.to_json())
     }
 
     pub fn to_json(&self) -> Value {

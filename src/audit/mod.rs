@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod export;
 pub mod hash;
+pub mod jcs;
 pub mod merkle;
 pub mod replay;
 pub mod time;

@@ -67,8 +67,7 @@ impl RequestContext {
 /// SHA-256 over the method, the path and the RFC 8785 form of the body: two requests are the
 /// same request when these are equal, whatever the body's key order or spacing.
 pub fn fingerprint(method: &str, path: &str, canonical_body: &Value) -> Hash32 {
-    let body =
-        serde_json_canonicalizer::to_vec(canonical_body).expect("a JSON value canonicalises");
+    let body = crate::audit::jcs::canonical_json(canonical_body);
     let mut bytes = Vec::with_capacity(method.len() + path.len() + body.len() + 2);
     bytes.extend_from_slice(method.as_bytes());
     bytes.push(b'\n');
