@@ -48,6 +48,8 @@ pub struct EmbeddedCluster {
     log_file: PathBuf,
     as_service_user: bool,
     started_here: bool,
+    /// Set once `stop` ran, so that dropping the value does not stop the cluster again.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl EmbeddedCluster {
@@ -57,7 +59,7 @@ impl EmbeddedCluster {
         let bin_dir = find_bin_dir().ok_or(EmbeddedError::BinariesNotFound)?;
         let as_service_user = is_root();
         let root = absolute(root)?;
-        create_dir(&root)?;
+        create_private_dir(&root)?;
         let data_dir = root.join("pg");
         let socket_dir = choose_socket_dir(&root)?;
         let mut cluster = EmbeddedCluster {
@@ -67,6 +69,7 @@ impl EmbeddedCluster {
             socket_dir,
             as_service_user,
             started_here: false,
+            stopped: std::sync::atomic::AtomicBool::new(false),
         };
         if as_service_user {
             cluster.hand_to_service_user(&root)?;
@@ -109,9 +112,10 @@ impl EmbeddedCluster {
         config
     }
 
-    /// Stops the cluster if this process started it.
+    /// Stops the cluster if this process started it (once; dropping the value stops it too).
     pub fn stop(&self) -> Result<(), EmbeddedError> {
-        if !self.started_here {
+        use std::sync::atomic::Ordering;
+        if !self.started_here || self.stopped.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         self.run_tool(
@@ -132,8 +136,8 @@ impl EmbeddedCluster {
             &["-D", path_str(&self.data_dir), "-m", "immediate", "stop"],
         );
         let script = format!(
-            "cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf '{}'",
-            path_str(root)
+            "cat >/dev/null; {stop} >/dev/null 2>&1; rm -rf {}",
+            shell_quote(path_str(root))
         );
         let mut child = Command::new("sh")
             .args(["-c", &script])
@@ -198,9 +202,11 @@ impl EmbeddedCluster {
     }
 
     fn pg_ctl_start(&self, durability: Durability) -> Result<(), EmbeddedError> {
+        // pg_ctl hands these options to a shell: the socket folder is quoted. The socket is
+        // for its owner only (trust authentication: whoever reaches it is a superuser).
         let mut options = format!(
-            "-c listen_addresses='' -k {} -p {SOCKET_PORT} -c max_connections=200",
-            path_str(&self.socket_dir)
+            "-c listen_addresses='' -k {} -c unix_socket_permissions=0700 -p {SOCKET_PORT} -c max_connections=200",
+            shell_quote(path_str(&self.socket_dir))
         );
         if durability == Durability::Throwaway {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
@@ -257,8 +263,22 @@ impl EmbeddedCluster {
         } else {
             String::new()
         };
-        let quoted: Vec<String> = args.iter().map(|arg| format!("'{arg}'")).collect();
-        format!("{prefix}'{}' {}", path_str(&program), quoted.join(" "))
+        let quoted: Vec<String> = args.iter().map(|arg| shell_quote(arg)).collect();
+        format!(
+            "{prefix}{} {}",
+            shell_quote(path_str(&program)),
+            quoted.join(" ")
+        )
+    }
+}
+
+/// A cluster this process started is stopped when the value goes away without `stop` (a startup
+/// that failed after the cluster came up), so that no server is left running unowned.
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop() {
+            eprintln!("could not stop the embedded PostgreSQL cluster: {error}");
+        }
     }
 }
 
@@ -293,15 +313,32 @@ fn choose_socket_dir(root: &Path) -> Result<PathBuf, EmbeddedError> {
     // A deep data folder: put the socket in a short folder named after it.
     let digest = crate::audit::Hash32::sha256(path_str(root).as_bytes()).to_hex();
     let dir = std::env::temp_dir().join(format!("ledger-{}", &digest[..16]));
-    create_dir(&dir)?;
+    // A shared folder: someone else may have put something at that name first.
+    if std::fs::symlink_metadata(&dir).is_ok_and(|metadata| !metadata.is_dir()) {
+        return Err(EmbeddedError::Io {
+            path: dir,
+            source: std::io::Error::other("exists and is not a folder (a symlink?); remove it"),
+        });
+    }
+    create_private_dir(&dir)?;
     Ok(dir)
 }
 
-fn create_dir(dir: &Path) -> Result<(), EmbeddedError> {
-    std::fs::create_dir_all(dir).map_err(|source| EmbeddedError::Io {
+/// Creates the folder (and its parents) and makes it accessible to its owner only: the cluster
+/// trusts whoever reaches its socket.
+fn create_private_dir(dir: &Path) -> Result<(), EmbeddedError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io_error = |source| EmbeddedError::Io {
         path: dir.to_owned(),
         source,
-    })
+    };
+    std::fs::create_dir_all(dir).map_err(io_error)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error)
+}
+
+/// `text` as one word for `sh`: in single quotes, each `'` written as `'\''`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, EmbeddedError> {

@@ -173,9 +173,15 @@ impl Storage {
                     .await?
             }
             None => {
+                // Spelled out for states other than `posted`, so that the planner may use the
+                // partial index `transfers_by_unposted_state` whatever the parameter.
+                let unposted = match filter.state {
+                    Some(state) if state != TransferState::Posted => "AND state <> 'posted'",
+                    _ => "",
+                };
                 let sql = format!(
                     "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND journal_seq > $2 \
-                       AND ($3::text IS NULL OR state = $3) ORDER BY journal_seq LIMIT $4"
+                       AND ($3::text IS NULL OR state = $3) {unposted} ORDER BY journal_seq LIMIT $4"
                 );
                 client
                     .query(

@@ -87,3 +87,65 @@ async fn the_service_connects_as_the_restricted_role_when_the_database_has_it() 
         "the service role can read what readiness needs"
     );
 }
+
+/// Connects to the cluster's `postgres` database and runs `sql`, returning the first column of
+/// the first row as text.
+async fn query_text(cluster: &ledger::embedded::EmbeddedCluster, sql: &str) -> String {
+    let (client, connection) = cluster
+        .pg_config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to the embedded cluster");
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn the_embedded_cluster_starts_in_an_awkward_folder_is_reused_and_stops_when_dropped() {
+    use ledger::embedded::{Durability, EmbeddedCluster};
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::temp_dir().join(format!(
+        "ledger embedded 'quoted' {}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let pid_file = root.join("pg").join("postmaster.pid");
+    let start = |root: std::path::PathBuf| {
+        std::thread::spawn(move || EmbeddedCluster::start(&root, Durability::Throwaway))
+            .join()
+            .unwrap()
+            .expect("the cluster starts")
+    };
+    let cluster = start(root.clone());
+    let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o700,
+        "the folder of a trust-authenticated socket is private"
+    );
+    query_text(&cluster, "SELECT 1::text").await;
+    let (client, connection) = cluster
+        .pg_config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE survives_restarts (id int)")
+        .await
+        .unwrap();
+    drop(client);
+    cluster.stop().unwrap();
+    assert!(!pid_file.exists(), "stopped");
+
+    let again = start(root.clone());
+    assert_eq!(
+        query_text(&again, "SELECT to_regclass('survives_restarts')::text").await,
+        "survives_restarts",
+        "the second start reuses the cluster"
+    );
+    std::thread::spawn(move || drop(again)).join().unwrap();
+    assert!(
+        !pid_file.exists(),
+        "dropping a cluster this process started stops it"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
