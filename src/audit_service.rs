@@ -459,8 +459,10 @@ impl Auditor<'_> {
                 if event.seq > head.chain.seq {
                     break 'pages;
                 }
-                check_chain_link(&previous, event, findings);
-                replay_event(&mut replayer, event, findings);
+                // A replayed event had its link and hash checked by the replay: hashed once.
+                if !replay_event(&mut replayer, event, findings) {
+                    check_chain_link(&previous, event, findings);
+                }
                 frontier
                     .append_event_hash(&event.hash)
                     .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
@@ -592,11 +594,16 @@ fn check_chain_link(previous: &ChainHead, event: &JournalEvent, findings: &mut F
     }
 }
 
-/// Applies the event to the replay; at the first fault, records it (unless it is a break of
-/// the chain, which `check_chain_link` names already) and stops replaying.
-fn replay_event(replayer: &mut Option<Replayer>, event: &JournalEvent, findings: &mut Findings) {
+/// Applies the event to the replay, and says whether it was applied. At the first fault,
+/// records it (unless it is a break of the chain, which `check_chain_link` names) and stops
+/// replaying.
+fn replay_event(
+    replayer: &mut Option<Replayer>,
+    event: &JournalEvent,
+    findings: &mut Findings,
+) -> bool {
     let Some(replay) = replayer.as_mut() else {
-        return;
+        return false;
     };
     if let Err(fault) = replay.push(event) {
         let chain_break = matches!(
@@ -607,7 +614,9 @@ fn replay_event(replayer: &mut Option<Replayer>, event: &JournalEvent, findings:
             findings.push(json!({"check": "replay", "seq": fault.seq, "detail": format!("the journal does not replay: {fault}")}));
         }
         *replayer = None;
+        return false;
     }
+    true
 }
 
 impl Auditor<'_> {

@@ -28,10 +28,45 @@ pub fn optional_field<T>(
 }
 
 fn metadata(value: Option<Value>) -> Result<Metadata, ApiError> {
+    let value = value.unwrap_or_else(|| Value::Object(Default::default()));
     field(
         "metadata",
-        Metadata::parse(value.unwrap_or_else(|| Value::Object(Default::default()))),
+        storable_and_hashable(&value).and_then(|()| Metadata::parse(value)),
     )
+}
+
+/// Integers beyond this lose digits in canonical JSON (RFC 8785 writes numbers as IEEE doubles),
+/// so the event hash and the request fingerprint would not cover the value stored.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// What the shell must refuse in client JSON it stores and hashes: the NUL character, which
+/// PostgreSQL's `jsonb` refuses (the whole batch's commit would fail), and integers that
+/// canonical JSON cannot tell apart.
+fn storable_and_hashable(value: &Value) -> Result<(), String> {
+    let text = |text: &str| match text.contains('\0') {
+        true => Err("metadata must not contain the NUL character (\\u0000)".to_owned()),
+        false => Ok(()),
+    };
+    match value {
+        Value::Null | Value::Bool(_) => Ok(()),
+        Value::String(string) => text(string),
+        Value::Number(number) => {
+            let magnitude = number
+                .as_u64()
+                .or_else(|| number.as_i64().map(i64::unsigned_abs));
+            match magnitude {
+                Some(magnitude) if magnitude > MAX_SAFE_INTEGER => Err(format!(
+                    "metadata integers must be within ±(2^53 − 1), got {number}; send larger ones as strings"
+                )),
+                _ => Ok(()),
+            }
+        }
+        Value::Array(items) => items.iter().try_for_each(storable_and_hashable),
+        Value::Object(map) => map.iter().try_for_each(|(key, member)| {
+            text(key)?;
+            storable_and_hashable(member)
+        }),
+    }
 }
 
 // ---------------------------------------------------------------- ledgers
@@ -526,4 +561,29 @@ pub struct BatchItemBody {
 pub struct TransferBatchBody {
     pub atomic: bool,
     pub results: Vec<BatchItemBody>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metadata_refuses_what_postgres_or_canonical_json_would_not_keep_exactly() {
+        let safe = MAX_SAFE_INTEGER;
+        assert!(metadata(Some(json!({"n": safe, "m": -(safe as i64), "x": 0.1}))).is_ok());
+        for unsafe_value in [
+            json!({"n": safe + 1}),
+            json!({"n": -(safe as i64) - 1}),
+            json!({"deep": [{"n": u64::MAX}]}),
+            json!({"s": "a\u{0}b"}),
+            json!({"a\u{0}": 1}),
+            json!({"deep": {"list": ["\u{0}"]}}),
+        ] {
+            assert!(
+                metadata(Some(unsafe_value.clone())).is_err(),
+                "{unsafe_value}"
+            );
+        }
+    }
 }

@@ -43,14 +43,7 @@ pub async fn create_ledger(
     let claim = context.claim(&canonical, false)?;
     let new_ledger = body.into_new_ledger()?;
     if !context.caller.key.covers(new_ledger.name.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "ledger_forbidden",
-            format!(
-                "this API key does not cover ledger {:?}",
-                new_ledger.name.as_str()
-            ),
-        ));
+        return Err(super::auth::ledger_forbidden(new_ledger.name.as_str()));
     }
     let (name, assets, metadata) = (
         new_ledger.name.clone(),
