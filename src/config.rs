@@ -76,6 +76,12 @@ pub struct ServeArgs {
     /// Most transfers in one batch request (1 to 1000).
     #[arg(long, env = "LEDGER_MAX_BATCH_TRANSFERS", default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_batch_transfers: u16,
+    /// Largest bank statement file accepted by POST …/statements (413 above it).
+    #[arg(long, env = "LEDGER_MAX_STATEMENT_BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_statement_bytes: u64,
+    /// Most entries in one bank statement (413 above it).
+    #[arg(long, env = "LEDGER_MAX_STATEMENT_LINES", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..=2_000_000_000))]
+    pub max_statement_lines: u64,
     /// Requests waiting per ledger before new ones get 503 ledger_overloaded.
     #[arg(long, env = "LEDGER_WRITER_QUEUE_CAPACITY", default_value_t = 10_000)]
     pub writer_queue_capacity: usize,
@@ -167,6 +173,8 @@ impl ServeArgs {
                 default_page_size: self.default_page_size,
                 max_page_size: self.max_page_size,
                 max_batch_transfers: usize::from(self.max_batch_transfers),
+                max_statement_bytes: self.max_statement_bytes,
+                max_statement_lines: self.max_statement_lines,
             },
             http_workers: self.http_workers,
             shutdown_timeout_seconds: self.shutdown_timeout_seconds,

@@ -11,5 +11,6 @@ pub mod embedded;
 pub mod http;
 pub mod signing;
 pub mod startup;
+pub mod statement;
 pub mod storage;
 pub mod writer;

@@ -18,6 +18,7 @@ use crate::audit::{Hash32, JournalEvent};
 use crate::domain::*;
 use crate::storage::batch::{BatchNeeds, BatchWrites, HeldAccounts, Loaded};
 use crate::storage::idempotency::{IdempotencyRecord, IdempotencyScope, StoredResponse};
+use crate::storage::reconciliation::{CompletedRun, ResolvedItem};
 use crate::storage::{LedgerRecord, Storage, StorageError, StoredHead};
 
 #[derive(Clone, Debug)]
@@ -505,6 +506,22 @@ pub fn needs_of<'a>(commands: impl Iterator<Item = &'a Command>) -> BatchNeeds {
                 needs.account_ids.insert(*id);
             }
             Command::ExpireTransfers(ids) => needs.transfer_ids.extend(ids.iter().copied()),
+            Command::CompleteReconciliation(completed) => {
+                needs.account_ids.insert(completed.account_id);
+                needs.reconciliation_runs.insert(completed.id);
+            }
+            Command::ResolveReconciliationItem {
+                resolution,
+                adjustment,
+            } => {
+                needs
+                    .reconciliation_items
+                    .insert((resolution.reconciliation_id, resolution.item_no));
+                needs.transfer_ids.extend(resolution.transfer_id);
+                if let Some(new) = adjustment {
+                    add_transfer(&mut needs, new);
+                }
+            }
         }
     }
     needs
@@ -562,6 +579,10 @@ pub fn plan_batch(
         .transfers
         .into_iter()
         .for_each(|transfer| book.insert_loaded_transfer(transfer));
+    loaded
+        .reconciliations
+        .into_iter()
+        .for_each(|(id, run)| book.insert_loaded_reconciliation(id, run));
     let mut chain = loaded.head.chain;
     let mut applied_all = Vec::new();
     let mut sealed = Vec::new();
@@ -664,7 +685,13 @@ fn snapshot_after(book: &Book, command: &Command) -> Snapshot {
         Command::FreezeAccount(id) | Command::UnfreezeAccount(id) | Command::CloseAccount(id) => {
             account(id)
         }
-        Command::ExpireTransfers(_) => Snapshot::Nothing,
+        Command::ResolveReconciliationItem {
+            adjustment: Some(new),
+            ..
+        } => transfer(&new.id),
+        Command::ExpireTransfers(_)
+        | Command::CompleteReconciliation(_)
+        | Command::ResolveReconciliationItem { .. } => Snapshot::Nothing,
     }
 }
 
@@ -703,7 +730,9 @@ fn writes_for(
     let mut new_transfers = BTreeSet::new();
     let mut touched_transfers = BTreeSet::new();
     let mut postings = Vec::new();
-    for event in applied {
+    let mut completed_reconciliations = Vec::new();
+    let mut resolved_items = Vec::new();
+    for (event, sealed) in applied.into_iter().zip(&events) {
         match &event.event {
             LedgerEvent::AccountOpened(new) => {
                 new_accounts.insert(new.id);
@@ -724,6 +753,20 @@ fn writes_for(
             | LedgerEvent::TransferVoided(id)
             | LedgerEvent::TransferExpired(id) => {
                 touched_transfers.insert(*id);
+            }
+            LedgerEvent::ReconciliationCompleted(completed) => {
+                completed_reconciliations.push(CompletedRun {
+                    id: completed.id,
+                    seq: event.seq,
+                    at: event.at,
+                });
+            }
+            LedgerEvent::ReconciliationItemResolved(resolution) => {
+                resolved_items.push(ResolvedItem {
+                    resolution: resolution.clone(),
+                    seq: event.seq,
+                    actor: sealed.actor.clone(),
+                });
             }
             LedgerEvent::LedgerCreated(_) => unreachable!("genesis is not written by a batch"),
         }
@@ -773,6 +816,8 @@ fn writes_for(
         events,
         idempotency_records: Vec::new(),
         merkle_nodes: Vec::new(),
+        completed_reconciliations,
+        resolved_items,
     }
 }
 
@@ -859,6 +904,7 @@ mod tests {
             due_for_expiry: vec![],
             idempotency_records: vec![],
             missing_leaf_hashes: vec![],
+            reconciliations: vec![],
         }
     }
 

@@ -64,6 +64,12 @@ pub fn encode_data(event: &LedgerEvent) -> Value {
         LedgerEvent::TransferVoided(id) | LedgerEvent::TransferExpired(id) => {
             json!({ "transfer_id": id.to_string() })
         }
+        LedgerEvent::ReconciliationCompleted(completed) => {
+            super::reconciliation::encode_completed(completed)
+        }
+        LedgerEvent::ReconciliationItemResolved(resolution) => {
+            super::reconciliation::encode_resolved(resolution)
+        }
     }
 }
 
@@ -198,6 +204,12 @@ pub fn decode_data(
                 LedgerEvent::TransferExpired(id)
             }
         }
+        "reconciliation_completed" => LedgerEvent::ReconciliationCompleted(Box::new(
+            super::reconciliation::decode_completed(&fields, scale_of)?,
+        )),
+        "reconciliation_item_resolved" => LedgerEvent::ReconciliationItemResolved(
+            super::reconciliation::decode_resolved(&fields)?,
+        ),
         other => return Err(CodecError(format!("unknown event type {other:?}"))),
     };
     Ok(event)

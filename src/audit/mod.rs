@@ -9,6 +9,7 @@ pub mod export;
 pub mod hash;
 pub mod jcs;
 pub mod merkle;
+pub mod reconciliation;
 pub mod replay;
 pub mod time;
 pub mod verify;

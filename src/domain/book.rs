@@ -15,6 +15,9 @@ use super::account::{Account, NewAccount, Side};
 use super::event::{AppliedEvent, Command, LedgerEvent, NewLedger, Posting, ReversalRequest};
 use super::money::{amount_at_scale, Currency, CurrencyCode};
 use super::names::{AccountCode, AccountId, LedgerName, Timestamp, TransferId};
+use super::reconciliation::{
+    ItemResolved, ReconciliationCompleted, ReconciliationFault, ReconciliationId, RunRecord,
+};
 use super::rejection::Rejection;
 use super::state_machine::{
     next_account_status, next_transfer_state, AccountAction, AccountStatus, TransferAction,
@@ -33,6 +36,8 @@ pub struct Book {
     /// doubles in place when it grows (1M transfers peaked at 0.9 GB unboxed, see
     /// docs/PERFORMANCE.md); boxed, only the 8-byte pointers double.
     transfers: HashMap<TransferId, Box<Transfer>>,
+    /// Completed reconciliation runs (a working set: those the coming commands name).
+    reconciliations: HashMap<ReconciliationId, RunRecord>,
 }
 
 /// Which rule an account must satisfy to take part in a balance movement.
@@ -75,6 +80,7 @@ impl Book {
             accounts: HashMap::new(),
             account_ids_by_code: HashMap::new(),
             transfers: HashMap::new(),
+            reconciliations: HashMap::new(),
         }
     }
 
@@ -86,6 +92,15 @@ impl Book {
 
     pub fn insert_loaded_transfer(&mut self, transfer: Transfer) {
         self.transfers.insert(transfer.id, Box::new(transfer));
+    }
+
+    /// A completed run, with the current resolution of the items the coming commands name.
+    pub fn insert_loaded_reconciliation(&mut self, id: ReconciliationId, run: RunRecord) {
+        self.reconciliations.insert(id, run);
+    }
+
+    pub fn reconciliation(&self, id: ReconciliationId) -> Option<&RunRecord> {
+        self.reconciliations.get(&id)
     }
 
     pub fn name(&self) -> &LedgerName {
@@ -145,6 +160,13 @@ impl Book {
             Command::UnfreezeAccount(id) => self.apply_one(LedgerEvent::AccountUnfrozen(*id), at),
             Command::CloseAccount(id) => self.apply_one(LedgerEvent::AccountClosed(*id), at),
             Command::ExpireTransfers(ids) => Ok(self.expire_transfers(ids, at)),
+            Command::CompleteReconciliation(completed) => {
+                self.apply_one(LedgerEvent::ReconciliationCompleted(completed.clone()), at)
+            }
+            Command::ResolveReconciliationItem {
+                resolution,
+                adjustment,
+            } => self.resolve_reconciliation_item(resolution, adjustment.as_ref(), at),
         }
     }
 
@@ -287,6 +309,36 @@ impl Book {
         self.apply_one(LedgerEvent::TransferReversed(new), at)
     }
 
+    /// A resolution, after its correcting transfer for an `adjust`: both apply, or neither.
+    fn resolve_reconciliation_item(
+        &mut self,
+        resolution: &ItemResolved,
+        adjustment: Option<&NewTransfer>,
+        at: Timestamp,
+    ) -> Result<Vec<AppliedEvent>, Rejection> {
+        let event = LedgerEvent::ReconciliationItemResolved(resolution.clone());
+        let Some(adjustment) = adjustment else {
+            return self.apply_one(event, at);
+        };
+        assert_eq!(
+            resolution.transfer_id,
+            Some(adjustment.id),
+            "an adjustment links its own correcting transfer"
+        );
+        let snapshot = self.snapshot_for(std::slice::from_ref(adjustment));
+        let mut applied = self.apply_one(LedgerEvent::TransferCreated(adjustment.clone()), at)?;
+        match self.apply(event, at) {
+            Ok(resolved) => {
+                applied.push(resolved);
+                Ok(applied)
+            }
+            Err(rejection) => {
+                self.restore(snapshot);
+                Err(rejection)
+            }
+        }
+    }
+
     /// Expires what can be expired; the shell chose these ids by their deadline, so a refusal
     /// means another command resolved the transfer first, and it is skipped.
     fn expire_transfers(&mut self, ids: &[TransferId], at: Timestamp) -> Vec<AppliedEvent> {
@@ -321,8 +373,92 @@ impl Book {
                 self.apply_release(*id, TransferAction::Expire, at)?
             }
             LedgerEvent::TransferReversed(new) => self.apply_transfer_reversed(new, at)?,
+            LedgerEvent::ReconciliationCompleted(completed) => {
+                self.apply_reconciliation_completed(completed)?;
+                Vec::new()
+            }
+            LedgerEvent::ReconciliationItemResolved(resolution) => {
+                self.apply_item_resolved(resolution)?;
+                Vec::new()
+            }
         };
         Ok(self.record(event, at, postings))
+    }
+
+    fn apply_reconciliation_completed(
+        &mut self,
+        completed: &ReconciliationCompleted,
+    ) -> Result<(), Rejection> {
+        let fault = Rejection::Reconciliation;
+        completed.check_structure().map_err(fault)?;
+        let account = self
+            .accounts
+            .get(&completed.account_id)
+            .ok_or(Rejection::AccountNotFound(completed.account_id))?;
+        if completed.cutoff_seq >= self.next_seq() {
+            return Err(fault(ReconciliationFault::CutoffNotInThePast {
+                cutoff_seq: completed.cutoff_seq,
+                event_seq: self.next_seq(),
+            }));
+        }
+        if account.currency.code() != &completed.currency {
+            return Err(Rejection::CurrencyMismatch {
+                account_id: account.id,
+                account_currency: account.currency.code().clone(),
+                transfer_currency: completed.currency.clone(),
+            });
+        }
+        let scale = account.currency.scale();
+        let balances = &completed.balances;
+        let amounts = completed
+            .totals
+            .iter()
+            .flat_map(|total| [total.statement_amount, total.ledger_amount])
+            .chain([balances.book_opening, balances.book_closing])
+            .chain(balances.statement_opening)
+            .chain(balances.statement_closing);
+        for amount in amounts {
+            if amount.scale() != scale {
+                return Err(Rejection::InvalidAmount(
+                    super::money::AmountError::TooManyDecimals { scale },
+                ));
+            }
+        }
+        if self.reconciliations.contains_key(&completed.id) {
+            return Err(fault(ReconciliationFault::RunAlreadyCompleted(
+                completed.id,
+            )));
+        }
+        self.reconciliations
+            .insert(completed.id, RunRecord::completed(completed));
+        Ok(())
+    }
+
+    fn apply_item_resolved(&mut self, resolution: &ItemResolved) -> Result<(), Rejection> {
+        let fault = Rejection::Reconciliation;
+        resolution.check_structure().map_err(fault)?;
+        let run = self
+            .reconciliations
+            .get(&resolution.reconciliation_id)
+            .ok_or(fault(ReconciliationFault::RunNotFound(
+                resolution.reconciliation_id,
+            )))?;
+        resolution.check_against(run).map_err(fault)?;
+        if let Some(id) = resolution.transfer_id {
+            let transfer = self
+                .transfers
+                .get(&id)
+                .ok_or(Rejection::TransferNotFound(id))?;
+            let accounts = [transfer.debit_account_id, transfer.credit_account_id];
+            if !accounts.contains(&run.account_id) {
+                return Err(fault(ReconciliationFault::TransferNotOnAccount(id)));
+            }
+        }
+        self.reconciliations
+            .get_mut(&resolution.reconciliation_id)
+            .expect("checked above")
+            .record(resolution);
+        Ok(())
     }
 
     fn record(

@@ -7,6 +7,7 @@ use super::money::Currency;
 use super::names::{
     AccountId, Description, LedgerName, Metadata, Reference, Timestamp, TransferCode, TransferId,
 };
+use super::reconciliation::{ItemResolved, ReconciliationCompleted};
 use super::transfer::NewTransfer;
 
 /// The data of a ledger's first event.
@@ -40,6 +41,10 @@ pub enum LedgerEvent {
     TransferExpired(TransferId),
     /// A new transfer (with `reverses` set) undoing part or all of a posted one.
     TransferReversed(NewTransfer),
+    /// A reconciliation run completed: what it compared and what it found (§7).
+    ReconciliationCompleted(Box<ReconciliationCompleted>),
+    /// A person resolved (or took back the resolution of) an item of a completed run.
+    ReconciliationItemResolved(ItemResolved),
 }
 
 impl LedgerEvent {
@@ -56,6 +61,8 @@ impl LedgerEvent {
             LedgerEvent::TransferVoided(_) => "transfer_voided",
             LedgerEvent::TransferExpired(_) => "transfer_expired",
             LedgerEvent::TransferReversed(_) => "transfer_reversed",
+            LedgerEvent::ReconciliationCompleted(_) => "reconciliation_completed",
+            LedgerEvent::ReconciliationItemResolved(_) => "reconciliation_item_resolved",
         }
     }
 }
@@ -117,6 +124,13 @@ pub enum Command {
     CloseAccount(AccountId),
     /// Expire these pending transfers, whose deadline has passed, in this order.
     ExpireTransfers(Vec<TransferId>),
+    /// Record the completion of a reconciliation run whose items are computed.
+    CompleteReconciliation(Box<ReconciliationCompleted>),
+    /// Resolve an item; an `adjust` first creates its correcting transfer, atomically.
+    ResolveReconciliationItem {
+        resolution: ItemResolved,
+        adjustment: Option<NewTransfer>,
+    },
 }
 
 impl Command {

@@ -7,6 +7,7 @@ pub mod book;
 pub mod event;
 pub mod money;
 pub mod names;
+pub mod reconciliation;
 pub mod rejection;
 pub mod state_machine;
 pub mod transfer;
@@ -19,6 +20,7 @@ pub use names::{
     AccountCode, AccountId, Description, LedgerName, Metadata, Reference, Timestamp, TransferCode,
     TransferId,
 };
+pub use reconciliation::{ItemResolved, ReconciliationCompleted, ReconciliationId, StatementId};
 pub use rejection::Rejection;
 pub use state_machine::{AccountAction, AccountStatus, TransferAction, TransferState};
 pub use transfer::{NewTransfer, Transfer};

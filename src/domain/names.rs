@@ -42,6 +42,14 @@ uuid_id!(
     /// Identifies a transfer within its ledger.
     TransferId
 );
+uuid_id!(
+    /// Identifies a reconciliation run within its ledger.
+    ReconciliationId
+);
+uuid_id!(
+    /// Identifies a stored bank statement within its ledger.
+    StatementId
+);
 
 /// Defines a string newtype whose `parse` checks a character rule and a length bound.
 macro_rules! bounded_text {

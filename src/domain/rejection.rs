@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 
 use super::money::{AmountError, CurrencyCode};
 use super::names::{AccountCode, AccountId, TransferId};
+use super::reconciliation::ReconciliationFault;
 use super::state_machine::InvalidTransition;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +60,8 @@ pub enum Rejection {
         index: usize,
         rejection: Box<Rejection>,
     },
+    /// A reconciliation event that its run's state or its own structure refuses.
+    Reconciliation(ReconciliationFault),
 }
 
 impl Rejection {
@@ -91,6 +94,7 @@ impl Rejection {
             Rejection::ReversalDoesNotMirror(_) => "reversal_does_not_mirror_original",
             Rejection::GenesisOutOfPlace => "genesis_out_of_place",
             Rejection::BatchItemRejected { .. } => "batch_item_rejected",
+            Rejection::Reconciliation(fault) => fault.code(),
         }
     }
 
@@ -119,6 +123,13 @@ impl Rejection {
         "reversal_does_not_mirror_original",
         "genesis_out_of_place",
         "batch_item_rejected",
+        "reconciliation_not_found",
+        "reconciliation_already_completed",
+        "reconciliation_item_not_found",
+        "item_already_resolved",
+        "item_not_resolved",
+        "invalid_resolution",
+        "invalid_reconciliation",
     ];
 }
 
@@ -176,6 +187,7 @@ impl fmt::Display for Rejection {
             Rejection::BatchItemRejected { index, rejection } => {
                 write!(f, "item {index} of the atomic batch was rejected ({}): {rejection}", rejection.code())
             }
+            Rejection::Reconciliation(fault) => fault.fmt(f),
         }
     }
 }

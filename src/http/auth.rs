@@ -43,6 +43,9 @@ pub enum Permission {
     ManageKeys,
     /// The journal, proofs, checkpoints, exports, integrity checks.
     Audit,
+    /// Upload statements, run reconciliations, resolve their items (an `adjust` posts a
+    /// transfer, so this belongs to the role that writes transfers).
+    Reconcile,
 }
 
 /// Which roles hold which permissions: admin (ledgers, accounts, keys), writer (transfers),
@@ -51,7 +54,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
     use Permission::*;
     match permission {
         Open | Read => true,
-        WriteTransfers => role == Role::Writer,
+        WriteTransfers | Reconcile => role == Role::Writer,
         ManageAccounts | CreateLedgers | ManageKeys => role == Role::Admin,
         Audit => role == Role::Auditor,
     }
@@ -92,6 +95,12 @@ pub const POLICY: &[(&str, &str, Permission)] = &[
     ("GET",    "/v1/ledgers/{ledger}/export",                   Permission::Audit),
     ("POST",   "/v1/ledgers/{ledger}/integrity-checks",         Permission::Audit),
     ("GET",    "/v1/ledgers/{ledger}/integrity-checks/latest",  Permission::Audit),
+    ("POST",   "/v1/ledgers/{ledger}/statements",               Permission::Reconcile),
+    ("GET",    "/v1/ledgers/{ledger}/statements/{id}",          Permission::Read),
+    ("POST",   "/v1/ledgers/{ledger}/reconciliations",          Permission::Reconcile),
+    ("GET",    "/v1/ledgers/{ledger}/reconciliations/{id}",     Permission::Read),
+    ("GET",    "/v1/ledgers/{ledger}/reconciliations/{id}/items", Permission::Read),
+    ("POST",   "/v1/ledgers/{ledger}/reconciliations/{id}/items/{item}/resolve", Permission::Reconcile),
     ("GET",    "/v1/keys",                                      Permission::Read),
     ("POST",   "/v1/api-keys",                                  Permission::ManageKeys),
     ("GET",    "/v1/api-keys",                                  Permission::ManageKeys),

@@ -12,9 +12,11 @@ pub mod ledgers;
 pub mod operations;
 pub mod paging;
 pub mod problem;
+pub mod reconciliations;
 pub mod request_id;
 pub mod respond;
 pub mod state;
+pub mod statements;
 pub mod transfers;
 pub mod write;
 
@@ -62,6 +64,12 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(audit::export)
         .service(audit::run_integrity_check)
         .service(audit::latest_integrity_check)
+        .service(statements::upload_statement)
+        .service(statements::get_statement)
+        .service(reconciliations::create_reconciliation)
+        .service(reconciliations::get_reconciliation)
+        .service(reconciliations::list_items)
+        .service(reconciliations::resolve_item)
         .service(keys::create_api_key)
         .service(keys::list_api_keys)
         .service(keys::revoke_api_key)

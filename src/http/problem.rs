@@ -164,6 +164,13 @@ pub fn status_of_rejection(rejection: &Rejection) -> StatusCode {
         | Rejection::AccountCodeTaken(_)
         | Rejection::AccountNotEmpty(_) => StatusCode::CONFLICT,
         Rejection::BatchItemRejected { rejection, .. } => status_of_rejection(rejection),
+        Rejection::Reconciliation(fault) => match fault.code() {
+            "reconciliation_not_found" | "reconciliation_item_not_found" => StatusCode::NOT_FOUND,
+            "reconciliation_already_completed" | "item_already_resolved" | "item_not_resolved" => {
+                StatusCode::CONFLICT
+            }
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        },
         Rejection::SameAccount
         | Rejection::UnknownCurrency(_)
         | Rejection::CurrencyMismatch { .. }

@@ -15,6 +15,10 @@ pub struct Limits {
     pub max_page_size: usize,
     /// Most transfers in one batch request (at most `Command::MAX_BATCH_TRANSFERS`).
     pub max_batch_transfers: usize,
+    /// Largest statement file (413 above it).
+    pub max_statement_bytes: u64,
+    /// Most entries in one statement (413 above it).
+    pub max_statement_lines: u64,
 }
 
 impl Default for Limits {
@@ -24,6 +28,8 @@ impl Default for Limits {
             default_page_size: 100,
             max_page_size: 1000,
             max_batch_transfers: 1000,
+            max_statement_bytes: 256 * 1024 * 1024,
+            max_statement_lines: 2_000_000,
         }
     }
 }

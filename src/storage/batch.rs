@@ -16,10 +16,12 @@ use uuid::Uuid;
 
 use super::idempotency::{self, IdempotencyRecord, IdempotencyScope};
 use super::reads::head_from_row;
+use super::reconciliation::{self as reconciliation_rows, CompletedRun, ResolvedItem};
 use super::rows::*;
 use super::{Storage, StorageError, StoredHead};
 use crate::audit::ChainHead;
 use crate::audit::JournalEvent;
+use crate::domain::reconciliation::RunRecord;
 use crate::domain::*;
 
 /// Opens a batch transaction. Every statement of a batch reads or writes rows by key, a few dozen
@@ -48,6 +50,10 @@ pub struct BatchNeeds {
     pub max_expiries: usize,
     /// Idempotency scopes to lock (after the head) and look up.
     pub idempotency_scopes: Vec<IdempotencyScope>,
+    /// Reconciliation runs the commands complete or resolve items of…
+    pub reconciliation_runs: BTreeSet<ReconciliationId>,
+    /// …and the items they resolve.
+    pub reconciliation_items: BTreeSet<(ReconciliationId, u64)>,
 }
 
 /// Accounts the caller already holds, as the journal left them at a given seq (the writer's
@@ -88,6 +94,8 @@ pub struct Loaded {
     /// Hashes of the events after the Merkle tree's size, up to the head (only in a database from
     /// before the tree existed: normally the tree has every event).
     pub missing_leaf_hashes: Vec<crate::audit::Hash32>,
+    /// The completed runs among those needed, with the current resolution of the needed items.
+    pub reconciliations: Vec<(ReconciliationId, RunRecord)>,
 }
 
 /// Everything a batch writes. Entities created in the batch are inserted in their final state
@@ -105,6 +113,10 @@ pub struct BatchWrites {
     pub idempotency_records: Vec<IdempotencyRecord>,
     /// Roots of the Merkle subtrees of stored levels the batch completed.
     pub merkle_nodes: Vec<(crate::audit::merkle::SubtreeId, crate::audit::Hash32)>,
+    /// Runs whose completion event the batch appends.
+    pub completed_reconciliations: Vec<CompletedRun>,
+    /// Items whose resolution event the batch appends, in journal order.
+    pub resolved_items: Vec<ResolvedItem>,
 }
 
 impl Storage {
@@ -268,6 +280,7 @@ async fn lock_and_load(
             .await?;
         accounts.extend(rows_to(&rows, account_from_row)?);
     }
+    let reconciliations = reconciliation_rows::lock_and_load_runs(client, ledger_id, needs).await?;
     Ok(Loaded {
         head,
         accounts,
@@ -276,6 +289,7 @@ async fn lock_and_load(
         due_for_expiry,
         idempotency_records,
         missing_leaf_hashes,
+        reconciliations,
     })
 }
 
@@ -413,6 +427,8 @@ async fn write(
         update_transfers(client, ledger_id, &writes.changed_transfers),
         idempotency::insert_records(client, &writes.idempotency_records),
         insert_merkle_nodes(client, ledger_id, &writes.merkle_nodes),
+        reconciliation_rows::complete_runs(client, ledger_id, &writes.completed_reconciliations),
+        reconciliation_rows::record_resolutions(client, ledger_id, &writes.resolved_items),
         move_head,
     )?;
     Ok(())

@@ -7,7 +7,9 @@ pub mod audit;
 pub mod batch;
 pub mod idempotency;
 pub mod keys;
+pub mod matching;
 mod reads;
+pub mod reconciliation;
 mod rows;
 
 use std::time::Duration;

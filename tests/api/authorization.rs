@@ -93,6 +93,32 @@ const MATRIX: &[Route] = &[
         "/v1/ledgers/{ledger}/integrity-checks/latest",
         Access::Only("auditor"),
     ),
+    route(
+        "POST",
+        "/v1/ledgers/{ledger}/statements",
+        Access::Only("writer"),
+    ),
+    route("GET", "/v1/ledgers/{ledger}/statements/{id}", Access::AnyRole),
+    route(
+        "POST",
+        "/v1/ledgers/{ledger}/reconciliations",
+        Access::Only("writer"),
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/reconciliations/{id}",
+        Access::AnyRole,
+    ),
+    route(
+        "GET",
+        "/v1/ledgers/{ledger}/reconciliations/{id}/items",
+        Access::AnyRole,
+    ),
+    route(
+        "POST",
+        "/v1/ledgers/{ledger}/reconciliations/{id}/items/{item}/resolve",
+        Access::Only("writer"),
+    ),
     route("GET", "/v1/keys", Access::AnyRole),
     route("GET", "/health/live", Access::Open),
     route("GET", "/health/ready", Access::Open),

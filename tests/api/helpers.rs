@@ -218,7 +218,12 @@ impl TestApp {
     fn token_for(&self, method: &str, path: &str) -> &str {
         match method {
             "GET" => &self.tokens.auditor,
-            _ if path.contains("/transfers") => &self.tokens.writer,
+            _ if path.contains("/transfers")
+                || path.contains("/statements")
+                || path.contains("/reconciliations") =>
+            {
+                &self.tokens.writer
+            }
             _ => &self.tokens.admin,
         }
     }

@@ -12,6 +12,8 @@ mod journal;
 mod ledgers;
 mod lifecycle;
 mod limits;
+mod matching;
 mod operations;
+mod reconciliation;
 mod tamper;
 mod transfers;

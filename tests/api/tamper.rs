@@ -56,7 +56,7 @@ async fn busy_ledger(app: &TestApp) -> (Uuid, Uuid) {
 }
 
 /// Runs the SQL as an attacker who switched the append-only triggers off.
-async fn tamper(app: &TestApp, sql: &str) {
+pub(crate) async fn tamper(app: &TestApp, sql: &str) {
     let owner = owner_connection(&app.database).await;
     owner
         .batch_execute(&format!(
@@ -72,14 +72,14 @@ fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
     path
 }
 
-fn join(lines: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn join(lines: &[Vec<u8>]) -> Vec<u8> {
     lines
         .iter()
         .flat_map(|line| line.iter().copied().chain([b'\n']))
         .collect()
 }
 
-async fn public_key_pem(app: &TestApp) -> PathBuf {
+pub(crate) async fn public_key_pem(app: &TestApp) -> PathBuf {
     let keys = app.get("/v1/keys").await.body;
     let current = keys
         .as_array()
@@ -94,7 +94,7 @@ async fn public_key_pem(app: &TestApp) -> PathBuf {
 }
 
 /// `ledger-verify export` on these bytes: its exit code and its JSON report or fault.
-fn verify(export: &[u8], key: &PathBuf) -> (i32, Value) {
+pub(crate) fn verify(export: &[u8], key: &PathBuf) -> (i32, Value) {
     let file = temp_file("export.ndjson", export);
     let output = Command::new(env!("CARGO_BIN_EXE_ledger-verify"))
         .arg("export")

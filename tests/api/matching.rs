@@ -1,0 +1,1 @@
+//! Placeholder: the matching helper writes this file.
