@@ -307,7 +307,7 @@ impl<R: BufRead> BufRead for XmlInput<R> {
         }
         // Offer no more than the remaining budget (+1, to detect the excess), so the reader's
         // buffer never grows past it.
-        let budget = self.max - self.consumed + 1;
+        let budget = (self.max - self.consumed).saturating_add(1);
         let available = self.input.fill_buf()?;
         Ok(&available[..available.len().min(budget)])
     }

@@ -30,6 +30,8 @@ use super::{
 
 /// camt.053 nests about 10 deep; 64 leaves room for any real file and none for a bomb.
 pub(super) const MAX_DEPTH: usize = 64;
+/// camt.053 names are short; a long one only costs memory in the reader's stack of open tags.
+const MAX_NAME_BYTES: usize = 256;
 /// Every version's namespace starts so; the version digits follow.
 const NAMESPACE_PREFIX: &str = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.";
 /// A joined description beyond this many bytes is refused anyway: stop collecting there.
@@ -162,18 +164,9 @@ impl<'a> Camt053Reader<'a> {
     }
 
     fn open(&mut self, start: &BytesStart<'_>) {
-        if let (Some(_), Some(parent)) = (self.leaf, self.path.last()) {
-            let reason = format!("<{parent}> must hold only text, not elements");
-            return self.fail(reason);
-        }
-        if self.path.len() >= MAX_DEPTH {
-            return self.fail(format!("elements are nested deeper than {MAX_DEPTH}"));
-        }
-        if self.root_closed {
-            return self.fail("content after the root element");
-        }
-        let Ok(name) = std::str::from_utf8(start.local_name().as_ref()).map(str::to_owned) else {
-            return self.fail("an element name is not valid UTF-8");
+        let name = match self.element_name(start) {
+            Ok(name) => name,
+            Err(reason) => return self.fail(reason),
         };
         if let Err(reason) = self.check_frame(&name, start) {
             return self.fail(reason);
@@ -185,6 +178,27 @@ impl<'a> Camt053Reader<'a> {
         if let Some(relative) = relative {
             self.on_element_start(&relative, start);
         }
+    }
+
+    /// The local name of an element that may open here, or why it may not.
+    fn element_name(&self, start: &BytesStart<'_>) -> Result<String, String> {
+        if let (Some(_), Some(parent)) = (self.leaf, self.path.last()) {
+            return Err(format!("<{parent}> must hold only text, not elements"));
+        }
+        if self.path.len() >= MAX_DEPTH {
+            return Err(format!("elements are nested deeper than {MAX_DEPTH}"));
+        }
+        if self.root_closed {
+            return Err("content after the root element".to_owned());
+        }
+        if start.name().as_ref().len() > MAX_NAME_BYTES {
+            return Err(format!(
+                "an element name is longer than {MAX_NAME_BYTES} bytes"
+            ));
+        }
+        std::str::from_utf8(start.local_name().as_ref())
+            .map(str::to_owned)
+            .map_err(|_| "an element name is not valid UTF-8".to_owned())
     }
 
     /// The frame around the statement: `Document` (in a camt.053 namespace) →

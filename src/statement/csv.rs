@@ -301,7 +301,8 @@ mod tests {
     #[test]
     fn rows_become_lines_numbered_by_their_physical_line() {
         let text = format!(
-            "{HEADER}B-1,2026-11-02,,10.5,EUR,INV-1,\"two\nlines\"\nB-2,2026-11-03,2026-11-04,-3,EUR,,\n"
+            "{HEADER}B-1,2026-11-02,,10.5,EUR,INV-1,\"two\nlines\"\n\
+             B-2,2026-11-03,2026-11-04,-3,EUR,,\n"
         );
         let (results, stopped) = read_all(&text, options());
         assert!(!stopped);

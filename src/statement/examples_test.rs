@@ -158,3 +158,78 @@ fn a_changed_closing_balance_is_detected_as_unbalanced() {
         Err((Decimal::new(193_965, 2), Decimal::new(193_966, 2)))
     );
 }
+
+mod robustness {
+    //! Nothing a file holds may panic a reader or keep it from ending: mutated examples (the
+    //! closest a random test gets to real-looking hostile input) and raw bytes, in every format.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Reads everything, checking the reader's promises on the way.
+    fn read_to_end(format: StatementFormat, bytes: &[u8], max_line_bytes: usize) {
+        let mut options = options();
+        options.max_line_bytes = max_line_bytes;
+        let mut statement = reader(format, Box::new(bytes), options);
+        let mut results = 0usize;
+        for _ in statement.by_ref() {
+            results += 1;
+            // Every result stands for at least one byte of input, so this bounds the loop.
+            assert!(results <= 3 * bytes.len() + 10, "a reader that never ends");
+        }
+        assert!(statement.next().is_none());
+        let _ = statement.summary();
+    }
+
+    fn mutated(example: &[u8], edits: &[(usize, u8, u8)], cut: usize) -> Vec<u8> {
+        let mut bytes = example.to_vec();
+        for &(position, byte, kind) in edits {
+            let at = position % (bytes.len() + 1);
+            match kind % 3 {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, byte),
+            }
+        }
+        bytes.truncate(bytes.len().min(cut));
+        bytes
+    }
+
+    /// Bytes that matter to the formats, so that mutations hit syntax rather than letters.
+    fn interesting_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            prop::sample::select(b"<>/&;:\"',.-+\r\n{}0123456789CDRNe ".to_vec()),
+            any::<u8>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20000))]
+
+        #[test]
+        fn mutated_examples_never_panic_a_reader(
+            example in 0..EXAMPLES.len(),
+            edits in prop::collection::vec((any::<usize>(), interesting_byte(), any::<u8>()), 1..8),
+            cut in any::<usize>(),
+            max_line_bytes in prop_oneof![Just(ParseOptions::DEFAULT_MAX_LINE_BYTES), 1..200usize],
+        ) {
+            let (_, format, text) = EXAMPLES[example];
+            let bytes = mutated(text.as_bytes(), &edits, cut);
+            read_to_end(format, &bytes, max_line_bytes);
+        }
+
+        #[test]
+        fn raw_bytes_never_panic_any_reader(
+            bytes in prop::collection::vec(interesting_byte(), 0..400),
+            max_line_bytes in 0..100usize,
+        ) {
+            for format in StatementFormat::ALL {
+                read_to_end(format, &bytes, max_line_bytes);
+                read_to_end(format, &bytes, ParseOptions::DEFAULT_MAX_LINE_BYTES);
+            }
+        }
+    }
+}

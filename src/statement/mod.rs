@@ -8,7 +8,8 @@
 //! Errors are data. A bad entry is yielded as a [`LineError`] and reading goes on with the next
 //! entry, so a caller can list the first N errors of an upload. When the file's framing is broken
 //! (truncated or malformed XML, a missing CSV header column, an over-long line that hides where
-//! the next entry starts) the error is yielded once and the reader stops ([`StatementReader::stopped`]).
+//! the next entry starts) the error is yielded once and the reader stops
+//! ([`StatementReader::stopped`]).
 //!
 //! No async, no clock, no randomness, no file system: the caller owns the bytes. Every buffer is
 //! bounded by [`ParseOptions::max_line_bytes`], and nothing here panics on any input. The formats
@@ -298,8 +299,12 @@ impl Outbox {
         }
     }
 
-    /// Yields `error` and then nothing more: the file cannot be read further.
+    /// Yields `error` and then nothing more: the file cannot be read further. Only the first
+    /// fatal error is yielded.
     fn stop(&mut self, error: LineError) {
+        if self.stopped {
+            return;
+        }
         self.push_error(error);
         self.stopped = true;
         self.finished = true;

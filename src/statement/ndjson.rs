@@ -318,9 +318,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_duplicate_keys_and_non_strings_are_refused() {
-        let text = format!(
-            "{}\n",
-            r#"{"amount":"1.00","amount":"2.00","currency":"EUR","booking_date":"2026-11-02","memo":"x","reference":7}"#
+        let text = concat!(
+            r#"{"amount":"1.00","amount":"2.00","currency":"EUR","booking_date":"2026-11-02","#,
+            r#""memo":"x","reference":7}"#,
+            "\n"
         );
         let (results, _) = read_all(&text);
         let fields: Vec<String> = results.into_iter().map(|r| r.unwrap_err().field).collect();
@@ -351,7 +352,10 @@ mod tests {
 
     #[test]
     fn optional_keys_may_be_missing_or_null_and_text_is_trimmed() {
-        let text = r#"{"external_id":null,"booking_date":"2026-11-02","value_date":"2026-11-03","amount":"5","currency":"EUR","reference":"  INV-7 ","description":""}"#;
+        let text = concat!(
+            r#"{"external_id":null,"booking_date":"2026-11-02","value_date":"2026-11-03","#,
+            r#""amount":"5","currency":"EUR","reference":"  INV-7 ","description":""}"#
+        );
         let (results, _) = read_all(text);
         let line = results[0].as_ref().unwrap();
         assert_eq!(line.external_id, None);
@@ -362,9 +366,10 @@ mod tests {
 
     #[test]
     fn nul_in_text_is_refused() {
-        let error = only_error(
-            r#"{"booking_date":"2026-11-02","amount":"5","currency":"EUR","description":"a\u0000b"}"#,
-        );
+        let error = only_error(concat!(
+            r#"{"booking_date":"2026-11-02","amount":"5","currency":"EUR","#,
+            r#""description":"a\u0000b"}"#
+        ));
         assert_eq!(error.field, "description");
         assert!(error.reason.contains("NUL"));
     }

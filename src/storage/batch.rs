@@ -25,18 +25,20 @@ use crate::domain::reconciliation::RunRecord;
 use crate::domain::*;
 
 /// Opens a batch transaction. Every statement of a batch reads or writes rows by key, a few dozen
-/// to a few thousand at a time, and bounds its scan by those keys (`id = ANY($2)`, one B-tree
-/// probe each). With sequential and bitmap scans off, an index scan is the only plan left: without
-/// statistics (a fresh, never analysed database under load) `ledger_id = $1` looks 0.5% selective
-/// and PostgreSQL would otherwise happily scan a whole ledger, milliseconds per batch instead of
-/// microseconds. Joins with the batch's arrays hash them (linear at any batch size).
+/// to a few thousand at a time: the keys come as an array, joined to the table as
+/// `unnest($2) AS wanted(id) JOIN t ON t.ledger_id = $1 AND t.id = wanted.id`. With sequential,
+/// bitmap, hash and merge joins off, the only plan left is a nested loop probing the primary key
+/// on both columns once per key: no plan can scan a whole ledger, whatever the table statistics
+/// claim (a fresh, never analysed database under load took `ledger_id = $1` alone and filtered
+/// the ids, reading every row of the ledger: 117–332 ms per batch at 486k transfers, growing).
+/// `tests/api/plans.rs` checks every batch statement's plan on 200,000 unanalysed rows.
 ///
 /// The writers plan each statement with its actual parameters (custom plans): a generic plan
-/// cached by a long-lived connection while the tables were empty may probe by `ledger_id` alone
-/// and scan the whole ledger, slower with every transfer (measured: docs/PERFORMANCE.md). Planning
+/// cached by a long-lived connection while the tables were empty could still be worse. Planning
 /// costs about 0.5 ms per batch.
-const BEGIN_BATCH: &str =
-    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off";
+pub const BEGIN_BATCH: &str =
+    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
+     SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
 /// What a batch needs loaded, under lock, before the engine runs.
 #[derive(Clone, Debug, Default)]
@@ -324,6 +326,51 @@ fn rows_to<T>(
     rows.iter().map(convert).collect()
 }
 
+/// The texts of the statements that load a batch's state: accounts by id (locked), accounts by
+/// code, transfers by id (locked), transfers due to expire (locked).
+pub fn load_statement_texts() -> [String; 4] {
+    let accounts = format!(
+        "SELECT {} FROM unnest($2::uuid[]) AS wanted (id) \
+         JOIN accounts a ON a.ledger_id = $1 AND a.id = wanted.id ORDER BY a.id FOR UPDATE OF a",
+        prefixed("a", ACCOUNT_COLUMNS)
+    );
+    // Codes are only looked up to refuse a duplicate: the head lock already excludes every
+    // other writer of the ledger, so these rows need no lock of their own.
+    let accounts_by_code = format!(
+        "SELECT {} FROM unnest($2::text[]) AS wanted (code) \
+         JOIN accounts a ON a.ledger_id = $1 AND a.code = wanted.code",
+        prefixed("a", ACCOUNT_COLUMNS)
+    );
+    let transfers = format!(
+        "SELECT {} FROM unnest($2::uuid[]) AS wanted (id) \
+         JOIN transfers t ON t.ledger_id = $1 AND t.id = wanted.id ORDER BY t.id FOR UPDATE OF t",
+        prefixed("t", TRANSFER_COLUMNS)
+    );
+    // Due by the batch's time, `max(clock, head's last_at)`: the engine treats a transfer
+    // past that as expired, so it must be loaded to be expired, even when another
+    // process's clock moved the head ahead of this one's.
+    let due = format!(
+        "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND state = 'pending' \
+           AND expires_at <= GREATEST($2, (SELECT last_at FROM ledger_heads WHERE ledger_id = $1)) \
+         ORDER BY expires_at, id LIMIT $3 FOR UPDATE"
+    );
+    [accounts, accounts_by_code, transfers, due]
+}
+
+/// The statements that update rows a batch changed, keyed by the batch's ids.
+pub const UPDATE_ACCOUNTS: &str = "UPDATE accounts AS a SET status = u.status, \
+        posted_debits = u.posted_debits, posted_credits = u.posted_credits, \
+        pending_debits = u.pending_debits, pending_credits = u.pending_credits \
+     FROM unnest($2::uuid[], $3::text[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[]) \
+          AS u(id, status, posted_debits, posted_credits, pending_debits, pending_credits) \
+     WHERE a.ledger_id = $1 AND a.id = u.id";
+
+pub const UPDATE_TRANSFERS: &str = "UPDATE transfers AS t SET state = u.state, \
+        posted_amount = u.posted_amount, reversed_amount = u.reversed_amount \
+     FROM unnest($2::uuid[], $3::text[], $4::numeric[], $5::numeric[]) \
+          AS u(id, state, posted_amount, reversed_amount) \
+     WHERE t.ledger_id = $1 AND t.id = u.id";
+
 /// The statements that lock and load a batch's state. Every lookup is `key = ANY($2)` on a unique
 /// index: one B-tree probe per key, whatever the table statistics claim (see `BEGIN_BATCH`);
 /// rows are locked in id order.
@@ -337,25 +384,7 @@ struct LoadStatements {
 
 impl LoadStatements {
     async fn prepare(client: &deadpool_postgres::Object) -> Result<LoadStatements, StorageError> {
-        let accounts = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ledger_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
-        );
-        // Codes are only looked up to refuse a duplicate: the head lock already excludes every
-        // other writer of the ledger, so these rows need no lock of their own.
-        let accounts_by_code = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ledger_id = $1 AND code = ANY($2)"
-        );
-        let transfers = format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
-        );
-        // Due by the batch's time, `max(clock, head's last_at)`: the engine treats a transfer
-        // past that as expired, so it must be loaded to be expired, even when another
-        // process's clock moved the head ahead of this one's.
-        let due = format!(
-            "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND state = 'pending' \
-               AND expires_at <= GREATEST($2, (SELECT last_at FROM ledger_heads WHERE ledger_id = $1)) \
-             ORDER BY expires_at, id LIMIT $3 FOR UPDATE"
-        );
+        let [accounts, accounts_by_code, transfers, due] = load_statement_texts();
         let (head, accounts, accounts_by_code, transfers, due) = futures_util::try_join!(
             client.prepare_cached(
                 "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier FROM ledger_heads WHERE ledger_id = $1 FOR UPDATE",
@@ -686,15 +715,7 @@ async fn update_accounts(
     if accounts.is_empty() {
         return Ok(());
     }
-    let statement = client
-        .prepare_cached(
-            "UPDATE accounts AS a SET status = u.status, posted_debits = u.posted_debits, posted_credits = u.posted_credits, \
-                    pending_debits = u.pending_debits, pending_credits = u.pending_credits \
-             FROM unnest($2::uuid[], $3::text[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[]) \
-                  AS u(id, status, posted_debits, posted_credits, pending_debits, pending_credits) \
-             WHERE a.ledger_id = $1 AND a.id = ANY($2) AND a.id = u.id",
-        )
-        .await?;
+    let statement = client.prepare_cached(UPDATE_ACCOUNTS).await?;
     let ids: Vec<Uuid> = accounts
         .iter()
         .map(|account| account.id.as_uuid())
@@ -834,19 +855,80 @@ async fn update_transfers(
     if transfers.is_empty() {
         return Ok(());
     }
-    let statement = client
-        .prepare_cached(
-            "UPDATE transfers AS t SET state = u.state, posted_amount = u.posted_amount, reversed_amount = u.reversed_amount \
-             FROM unnest($2::uuid[], $3::text[], $4::numeric[], $5::numeric[]) AS u(id, state, posted_amount, reversed_amount) \
-             WHERE t.ledger_id = $1 AND t.id = ANY($2) AND t.id = u.id",
-        )
-        .await?;
+    let statement = client.prepare_cached(UPDATE_TRANSFERS).await?;
     let ids: Vec<Uuid> = transfers.iter().map(|t| t.id.as_uuid()).collect();
     let states: Vec<&str> = transfers.iter().map(|t| t.state.as_str()).collect();
     let posted: Vec<Decimal> = transfers.iter().map(|t| t.posted_amount).collect();
     let reversed: Vec<Decimal> = transfers.iter().map(|t| t.reversed_amount).collect();
-    client
+    let updated = client
         .execute(&statement, &[&ledger_id, &ids, &states, &posted, &reversed])
         .await?;
+    if updated != transfers.len() as u64 {
+        return Err(StorageError::Corrupt(format!(
+            "updated {updated} of {} transfers",
+            transfers.len()
+        )));
+    }
     Ok(())
+}
+
+impl Storage {
+    /// `EXPLAIN (FORMAT JSON)` of every keyed batch statement, planned as a batch plans it (in a
+    /// batch transaction, with these keys), by name. For the test that holds the batch plans to
+    /// their keys (`tests/api/plans.rs`).
+    pub async fn explain_batch_statements(
+        &self,
+        ledger_id: i32,
+        account_ids: &[Uuid],
+        account_codes: &[&str],
+        transfer_ids: &[Uuid],
+    ) -> Result<Vec<(&'static str, Value)>, StorageError> {
+        let client = self.client().await?;
+        client.batch_execute(BEGIN_BATCH).await?;
+        let [accounts, accounts_by_code, transfers, _] = load_statement_texts();
+        let zeros = vec![Decimal::ZERO; account_ids.len()];
+        let statuses = vec!["active"; account_ids.len()];
+        let states = vec!["posted"; transfer_ids.len()];
+        let amounts = vec![Decimal::ZERO; transfer_ids.len()];
+        let statements: [(&'static str, String, Vec<&(dyn ToSql + Sync)>); 5] = [
+            ("accounts by id", accounts, vec![&ledger_id, &account_ids]),
+            (
+                "accounts by code",
+                accounts_by_code,
+                vec![&ledger_id, &account_codes],
+            ),
+            (
+                "transfers by id",
+                transfers,
+                vec![&ledger_id, &transfer_ids],
+            ),
+            (
+                "update accounts",
+                UPDATE_ACCOUNTS.to_owned(),
+                vec![
+                    &ledger_id,
+                    &account_ids,
+                    &statuses,
+                    &zeros,
+                    &zeros,
+                    &zeros,
+                    &zeros,
+                ],
+            ),
+            (
+                "update transfers",
+                UPDATE_TRANSFERS.to_owned(),
+                vec![&ledger_id, &transfer_ids, &states, &amounts, &amounts],
+            ),
+        ];
+        let mut plans = Vec::new();
+        for (name, text, params) in statements {
+            let row = client
+                .query_one(&format!("EXPLAIN (FORMAT JSON) {text}"), &params)
+                .await?;
+            plans.push((name, row.get::<_, Value>(0)));
+        }
+        client.batch_execute("ROLLBACK").await?;
+        Ok(plans)
+    }
 }

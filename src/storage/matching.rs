@@ -45,8 +45,14 @@ use super::{Storage, StorageError};
 /// How many candidates an ambiguous item lists at most.
 pub const MAX_CANDIDATES: i64 = 20;
 
+/// The pool's default timeout is sized for requests; a 100,000-line run needs seconds. JIT
+/// compilation costs more than it saves on these statements (a second at 100,000 lines).
+const SESSION_SETTINGS: &str =
+    "SET LOCAL statement_timeout = '120s'; SET LOCAL work_mem = '64MB'; SET LOCAL jit = off";
+
 /// The ledger's view of the account as of the cut-off: one row per transfer with a non-zero
-/// signed posted amount, dated within [period_start − W, period_end + W].
+/// signed posted amount, dated within [period_start − W, period_end + W], numbered by the order
+/// key (date, journal seq, id).
 /// $1 ledger, $2 account, $3 cutoff seq, $4 normal side, $5 scale, $6 first date, $7 last date.
 const CANDIDATE_TRANSFERS: &str = "
 CREATE TEMP TABLE rm_tx ON COMMIT DROP AS
@@ -68,32 +74,36 @@ WITH per_transfer AS (
     JOIN transfers t ON t.ledger_id = $1 AND t.id = pt.transfer_id
     WHERE pt.amount <> 0
 )
-SELECT row_number() OVER (ORDER BY d, journal_seq, id) AS ord,
-       id, amount, d, reference, false AS used
+SELECT row_number() OVER (ORDER BY d, journal_seq, id) AS ord, id, amount, d, reference
 FROM dated
 WHERE d BETWEEN $6::date AND $7::date";
 
-/// The statement's lines, with the decision columns the rules fill in.
+/// The statement's lines, amounts at (at least) the account's scale.
 /// $1 ledger, $2 statement, $3 scale.
 const STATEMENT_LINES: &str = "
 CREATE TEMP TABLE rm_line ON COMMIT DROP AS
-SELECT l.line_no,
-       l.booking_date AS d,
-       l.amount + round(0::numeric, $3::integer) AS amount,
-       l.reference,
-       NULL::text AS status,
-       NULL::text AS rule,
-       NULL::uuid[] AS transfer_ids,
-       NULL::uuid[] AS candidates,
-       NULL::numeric AS ledger_amount
+SELECT l.line_no, l.booking_date AS d, l.amount + round(0::numeric, $3::integer) AS amount,
+       l.reference
 FROM statement_lines l
 WHERE l.ledger_id = $1 AND l.statement_id = $2";
 
-const INDEX_INPUTS: &str = "
-CREATE UNIQUE INDEX ON rm_line (line_no);
-CREATE UNIQUE INDEX ON rm_tx (id);
+/// The decisions, append-only: `rm_item` one row per decided line, `rm_used` one per transfer
+/// a rule consumed. Their primary keys make the database itself refuse a line or a transfer
+/// used twice.
+const DECISION_TABLES: &str = "
+ALTER TABLE rm_line ADD PRIMARY KEY (line_no);
+ALTER TABLE rm_tx ADD PRIMARY KEY (id);
 ANALYZE rm_line;
-ANALYZE rm_tx;";
+ANALYZE rm_tx;
+CREATE TEMP TABLE rm_item (
+    line_no       integer PRIMARY KEY,
+    status        text NOT NULL,
+    rule          text NOT NULL,
+    transfer_ids  uuid[],
+    candidates    uuid[],
+    ledger_amount numeric
+) ON COMMIT DROP;
+CREATE TEMP TABLE rm_used (id uuid PRIMARY KEY) ON COMMIT DROP;";
 
 /// Rule 1: the k-th line of a (reference, amount) group with the k-th transfer of that group.
 const RULE_REFERENCE_AMOUNT: &str = "
@@ -107,40 +117,40 @@ WITH l AS (
            row_number() OVER (PARTITION BY reference, amount ORDER BY ord) AS k
     FROM rm_tx
     WHERE reference IS NOT NULL
-), pairs AS (
+), pairs AS MATERIALIZED (
     SELECT l.line_no, t.id, t.amount
     FROM l JOIN t ON t.reference = l.reference AND t.amount = l.amount AND t.k = l.k
 ), used AS (
-    UPDATE rm_tx x SET used = true FROM pairs p WHERE x.id = p.id
+    INSERT INTO rm_used (id) SELECT id FROM pairs
 )
-UPDATE rm_line x
-SET status = 'matched', rule = 'reference_amount', transfer_ids = ARRAY[p.id],
-    ledger_amount = p.amount
-FROM pairs p
-WHERE x.line_no = p.line_no";
+INSERT INTO rm_item (line_no, status, rule, transfer_ids, ledger_amount)
+SELECT line_no, 'matched', 'reference_amount', ARRAY[id], amount FROM pairs";
 
 /// Snapshots of what remains, indexed for the date-window lookups: by amount and date (then the
 /// order key), all of them, those without a reference, and by amount, reference and date.
-/// Built twice (`{stage}` = 2 before rule 2, 5 before rule 5) so a lookup never walks past
-/// entries already used.
+/// Taken twice (`{stage}` = 2 before rule 2, 5 before rule 5) so that a lookup never walks
+/// over entries already used.
 const REMAINING_SNAPSHOT: &str = "
 CREATE TEMP TABLE rm_rtx{stage} ON COMMIT DROP AS
-    SELECT ord, id, amount, d, reference FROM rm_tx WHERE NOT used;
+    SELECT t.ord, t.id, t.amount, t.d, t.reference FROM rm_tx t
+    WHERE NOT EXISTS (SELECT FROM rm_used u WHERE u.id = t.id);
 CREATE INDEX ON rm_rtx{stage} (amount, d, ord);
 CREATE INDEX ON rm_rtx{stage} (amount, d, ord) WHERE reference IS NULL;
 CREATE INDEX ON rm_rtx{stage} (amount, reference, d, ord);
 ANALYZE rm_rtx{stage};
 CREATE TEMP TABLE rm_rline{stage} ON COMMIT DROP AS
-    SELECT line_no, amount, d, reference FROM rm_line WHERE status IS NULL;
+    SELECT l.line_no, l.amount, l.d, l.reference FROM rm_line l
+    WHERE NOT EXISTS (SELECT FROM rm_item i WHERE i.line_no = l.line_no);
 CREATE INDEX ON rm_rline{stage} (amount, d, line_no);
 CREATE INDEX ON rm_rline{stage} (amount, d, line_no) WHERE reference IS NULL;
 CREATE INDEX ON rm_rline{stage} (amount, reference, d, line_no);
 ANALYZE rm_rline{stage};";
 
-/// Rule 2: a line whose only candidate has that line as its only candidate. Each side looks up
-/// at most two candidates per index range. $1 the date window in days.
+/// Rule 2: a line whose only candidate has that line as its only candidate. A line looks up at
+/// most two candidates per index range; only the transfers that are some line's only candidate
+/// look up their own candidate lines, likewise. $1 the date window in days.
 const RULE_AMOUNT_DATE_UNIQUE: &str = "
-WITH line_unique AS (
+WITH line_unique AS MATERIALIZED (
     SELECT l.line_no, c.id
     FROM rm_rline2 l
     CROSS JOIN LATERAL (
@@ -166,6 +176,7 @@ WITH line_unique AS (
 ), transfer_unique AS (
     SELECT t.id, t.amount, c.line_no
     FROM rm_rtx2 t
+    JOIN (SELECT DISTINCT id FROM line_unique) q ON q.id = t.id
     CROSS JOIN LATERAL (
         SELECT (array_agg(u.line_no))[1] AS line_no, count(*) AS n
         FROM (
@@ -186,142 +197,126 @@ WITH line_unique AS (
         ) u
     ) c
     WHERE c.n = 1
-), pairs AS (
+), pairs AS MATERIALIZED (
     SELECT lu.line_no, tu.id, tu.amount
     FROM line_unique lu
     JOIN transfer_unique tu ON tu.id = lu.id AND tu.line_no = lu.line_no
 ), used AS (
-    UPDATE rm_tx x SET used = true FROM pairs p WHERE x.id = p.id
+    INSERT INTO rm_used (id) SELECT id FROM pairs
 )
-UPDATE rm_line x
-SET status = 'matched', rule = 'amount_date', transfer_ids = ARRAY[p.id],
-    ledger_amount = p.amount
-FROM pairs p
-WHERE x.line_no = p.line_no";
+INSERT INTO rm_item (line_no, status, rule, transfer_ids, ledger_amount)
+SELECT line_no, 'matched', 'amount_date', ARRAY[id], amount FROM pairs";
 
 /// Rules 3 and 4 work per reference on what remains after rule 2: how many lines (and the
-/// first), how many transfers, their sum and their ids by the order key.
+/// first), how many transfers, their sum, all their ids by the order key when there is one line
+/// (a split or a mismatch uses them), else only the first ones (an ambiguous line lists them).
+/// $1 the most candidates listed.
 const REFERENCE_GROUPS: &str = "
 CREATE TEMP TABLE rm_ref ON COMMIT DROP AS
 WITH lg AS (
-    SELECT reference, count(*) AS line_count, min(line_no) AS line_no
-    FROM rm_line
-    WHERE status IS NULL AND reference IS NOT NULL
-    GROUP BY reference
+    SELECT l.reference, count(*) AS line_count, min(l.line_no) AS line_no
+    FROM rm_line l
+    WHERE l.reference IS NOT NULL
+      AND NOT EXISTS (SELECT FROM rm_item i WHERE i.line_no = l.line_no)
+    GROUP BY l.reference
 ), tg AS (
-    SELECT reference, count(*) AS transfer_count, sum(amount) AS total,
-           array_agg(id ORDER BY ord) AS ids
-    FROM rm_tx
-    WHERE NOT used AND reference IS NOT NULL
-    GROUP BY reference
+    SELECT t.reference, count(*) AS transfer_count, sum(t.amount) AS total,
+           array_agg(t.id ORDER BY t.ord) AS ids
+    FROM rm_tx t
+    WHERE t.reference IS NOT NULL
+      AND NOT EXISTS (SELECT FROM rm_used u WHERE u.id = t.id)
+    GROUP BY t.reference
 )
-SELECT lg.reference, lg.line_count, lg.line_no, tg.transfer_count, tg.total, tg.ids
+SELECT lg.reference, lg.line_count, lg.line_no, tg.transfer_count, tg.total,
+       CASE WHEN lg.line_count = 1 THEN tg.ids ELSE tg.ids[1:$1::integer] END AS ids
 FROM lg JOIN tg ON tg.reference = lg.reference";
 
-/// Rule 3: one line, several transfers of its reference summing exactly to its amount.
-const RULE_REFERENCE_SPLIT: &str = "
-WITH split AS (
-    SELECT r.line_no, r.ids, r.total
-    FROM rm_ref r
-    JOIN rm_line l ON l.line_no = r.line_no
-    WHERE r.line_count = 1 AND r.transfer_count >= 2 AND r.total = l.amount
-), used AS (
-    UPDATE rm_tx x SET used = true
-    FROM (SELECT unnest(ids) AS id FROM split) s
-    WHERE x.id = s.id
-)
-UPDATE rm_line x
-SET status = 'matched', rule = 'reference_split', transfer_ids = s.ids, ledger_amount = s.total
-FROM split s
-WHERE x.line_no = s.line_no";
-
-/// Rule 4, first part: one line and one transfer of a reference, amounts different.
-const RULE_REFERENCE_MISMATCH: &str = "
-WITH mismatch AS (
-    SELECT r.line_no, r.ids, r.total
-    FROM rm_ref r
-    WHERE r.line_count = 1 AND r.transfer_count = 1
-), used AS (
-    UPDATE rm_tx x SET used = true FROM mismatch m WHERE x.id = m.ids[1]
-)
-UPDATE rm_line x
-SET status = 'mismatched', rule = 'reference_mismatch', transfer_ids = m.ids,
-    ledger_amount = m.total
-FROM mismatch m
-WHERE x.line_no = m.line_no";
-
-/// Rule 4, second part: the lines of every other reference with both lines and transfers left
-/// (rules 3 and 4 decided all lines of theirs) are ambiguous; the transfers stay unused.
+/// Rules 3 and 4 in one pass: per reference with both lines and transfers left, a single line
+/// whose transfers (two or more) sum to its amount is a split; a single line with a single
+/// transfer a mismatch; otherwise every line is ambiguous and the transfers stay unused.
 /// $1 the most candidates listed.
-const RULE_REFERENCE_AMBIGUOUS: &str = "
-UPDATE rm_line x
-SET status = 'ambiguous', rule = 'reference_mismatch', candidates = r.ids[1:$1::integer]
-FROM rm_ref r
-WHERE x.status IS NULL AND x.reference = r.reference";
+const RULES_BY_REFERENCE: &str = "
+WITH g AS MATERIALIZED (
+    SELECT l.line_no, r.total,
+           CASE WHEN r.line_count = 1 AND r.transfer_count >= 2 AND r.total = l.amount
+                    THEN 'split'
+                WHEN r.line_count = 1 AND r.transfer_count = 1 THEN 'mismatch'
+                ELSE 'ambiguous' END AS kind,
+           CASE WHEN r.line_count = 1 THEN r.ids END AS all_ids,
+           r.ids[1:$1::integer] AS first_ids
+    FROM rm_ref r
+    JOIN rm_line l ON l.reference = r.reference
+    WHERE NOT EXISTS (SELECT FROM rm_item i WHERE i.line_no = l.line_no)
+), used AS (
+    INSERT INTO rm_used (id) SELECT unnest(all_ids) FROM g WHERE kind <> 'ambiguous'
+)
+INSERT INTO rm_item (line_no, status, rule, transfer_ids, candidates, ledger_amount)
+SELECT line_no,
+       CASE kind WHEN 'split' THEN 'matched' WHEN 'mismatch' THEN 'mismatched'
+                 ELSE 'ambiguous' END,
+       CASE kind WHEN 'split' THEN 'reference_split' ELSE 'reference_mismatch' END,
+       CASE WHEN kind <> 'ambiguous' THEN all_ids END,
+       CASE WHEN kind = 'ambiguous' THEN first_ids END,
+       CASE WHEN kind <> 'ambiguous' THEN total END
+FROM g";
 
 /// Rule 5: a remaining line with remaining candidates lists the first ones by the order key.
 /// $1 the date window in days, $2 the most candidates listed.
 const RULE_AMOUNT_DATE_AMBIGUOUS: &str = "
-WITH listed AS (
-    SELECT l.line_no, c.ids
-    FROM rm_rline5 l
-    CROSS JOIN LATERAL (
-        SELECT array_agg(v.id ORDER BY v.ord) AS ids
+INSERT INTO rm_item (line_no, status, rule, candidates)
+SELECT l.line_no, 'ambiguous', 'amount_date', c.ids
+FROM rm_rline5 l
+CROSS JOIN LATERAL (
+    SELECT array_agg(v.id ORDER BY v.ord) AS ids
+    FROM (
+        SELECT u.id, u.ord
         FROM (
-            SELECT u.id, u.ord
-            FROM (
-                (SELECT t.id, t.ord FROM rm_rtx5 t
-                 WHERE l.reference IS NULL AND t.amount = l.amount
-                   AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
-                 ORDER BY t.d, t.ord LIMIT $2::bigint)
-                UNION ALL
-                (SELECT t.id, t.ord FROM rm_rtx5 t
-                 WHERE l.reference IS NOT NULL AND t.reference IS NULL AND t.amount = l.amount
-                   AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
-                 ORDER BY t.d, t.ord LIMIT $2::bigint)
-                UNION ALL
-                (SELECT t.id, t.ord FROM rm_rtx5 t
-                 WHERE l.reference IS NOT NULL AND t.reference = l.reference
-                   AND t.amount = l.amount
-                   AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
-                 ORDER BY t.d, t.ord LIMIT $2::bigint)
-            ) u
-            ORDER BY u.ord
-            LIMIT $2::bigint
-        ) v
-    ) c
-    WHERE c.ids IS NOT NULL
-)
-UPDATE rm_line x
-SET status = 'ambiguous', rule = 'amount_date', candidates = c.ids
-FROM listed c
-WHERE x.line_no = c.line_no";
+            (SELECT t.id, t.ord FROM rm_rtx5 t
+             WHERE l.reference IS NULL AND t.amount = l.amount
+               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
+             ORDER BY t.d, t.ord LIMIT $2::bigint)
+            UNION ALL
+            (SELECT t.id, t.ord FROM rm_rtx5 t
+             WHERE l.reference IS NOT NULL AND t.reference IS NULL AND t.amount = l.amount
+               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
+             ORDER BY t.d, t.ord LIMIT $2::bigint)
+            UNION ALL
+            (SELECT t.id, t.ord FROM rm_rtx5 t
+             WHERE l.reference IS NOT NULL AND t.reference = l.reference AND t.amount = l.amount
+               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
+             ORDER BY t.d, t.ord LIMIT $2::bigint)
+        ) u
+        ORDER BY u.ord
+        LIMIT $2::bigint
+    ) v
+) c
+WHERE c.ids IS NOT NULL";
 
-/// Rule 6 for lines.
-const RULE_MISSING_IN_LEDGER: &str = "
-UPDATE rm_line SET status = 'missing_in_ledger', rule = 'unmatched' WHERE status IS NULL";
-
-/// Every item: one per line (item_no = line_no), then the transfers missing from the statement
-/// (rule 6: unused, dated within the period, listed by no ambiguous item) numbered after the
-/// last line in the order key. $1 ledger, $2 run, $3 period start, $4 period end.
+/// Every item, rule 6 included: one per line (item_no = line_no; undecided lines are missing
+/// in the ledger), then the transfers missing from the statement (unused, dated within the
+/// period, listed by no ambiguous item) numbered after the last line by the order key.
+/// $1 ledger, $2 run, $3 period start, $4 period end.
 const INSERT_ITEMS: &str = "
 WITH base AS (
     SELECT coalesce(max(line_no), 0)::bigint AS last_line_no FROM rm_line
 ), listed AS (
-    SELECT DISTINCT unnest(candidates) AS id FROM rm_line WHERE status = 'ambiguous'
+    SELECT DISTINCT unnest(candidates) AS id FROM rm_item WHERE candidates IS NOT NULL
 ), missing AS (
     SELECT t.ord, t.id, t.amount, t.d, t.reference
     FROM rm_tx t
-    WHERE NOT t.used AND t.d BETWEEN $3::date AND $4::date
+    WHERE t.d BETWEEN $3::date AND $4::date
+      AND NOT EXISTS (SELECT FROM rm_used u WHERE u.id = t.id)
       AND NOT EXISTS (SELECT FROM listed WHERE listed.id = t.id)
 )
 INSERT INTO reconciliation_items (
     ledger_id, run_id, item_no, status, rule, line_no, transfer_ids, candidate_transfer_ids,
     statement_amount, ledger_amount, difference, booking_date, reference)
-SELECT $1::integer, $2::uuid, l.line_no, l.status, l.rule, l.line_no,
-       coalesce(l.transfer_ids, '{}'), coalesce(l.candidates, '{}'),
-       l.amount, l.ledger_amount, l.amount - l.ledger_amount, l.d, l.reference
+SELECT $1::integer, $2::uuid, l.line_no,
+       coalesce(i.status, 'missing_in_ledger'), coalesce(i.rule, 'unmatched'), l.line_no,
+       coalesce(i.transfer_ids, '{}'), coalesce(i.candidates, '{}'),
+       l.amount, i.ledger_amount, l.amount - i.ledger_amount, l.d, l.reference
 FROM rm_line l
+LEFT JOIN rm_item i ON i.line_no = l.line_no
 UNION ALL
 SELECT $1::integer, $2::uuid, (b.last_line_no + row_number() OVER (ORDER BY m.ord))::integer,
        'missing_in_statement', 'unmatched', NULL, ARRAY[m.id], '{}',
@@ -344,9 +339,8 @@ impl Storage {
     ) -> Result<bool, StorageError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
-        // The pool's default timeout is sized for requests; a 100,000-line run needs seconds.
         transaction
-            .batch_execute("SET LOCAL statement_timeout = '120s'; SET LOCAL work_mem = '64MB'")
+            .batch_execute(SESSION_SETTINGS)
             .await?;
         let Some(run) = transaction
             .query_opt(
@@ -410,7 +404,7 @@ impl Storage {
         transaction
             .execute(STATEMENT_LINES, &[&ledger_id, &statement_id, &scale])
             .await?;
-        transaction.batch_execute(INDEX_INPUTS).await?;
+        transaction.batch_execute(DECISION_TABLES).await?;
         transaction.execute(RULE_REFERENCE_AMOUNT, &[]).await?;
         transaction
             .batch_execute(&REMAINING_SNAPSHOT.replace("{stage}", "2"))
@@ -418,12 +412,12 @@ impl Storage {
         transaction
             .execute(RULE_AMOUNT_DATE_UNIQUE, &[&window_days])
             .await?;
-        transaction.execute(REFERENCE_GROUPS, &[]).await?;
-        transaction.execute(RULE_REFERENCE_SPLIT, &[]).await?;
-        transaction.execute(RULE_REFERENCE_MISMATCH, &[]).await?;
         let max_candidates = MAX_CANDIDATES as i32;
         transaction
-            .execute(RULE_REFERENCE_AMBIGUOUS, &[&max_candidates])
+            .execute(REFERENCE_GROUPS, &[&max_candidates])
+            .await?;
+        transaction
+            .execute(RULES_BY_REFERENCE, &[&max_candidates])
             .await?;
         transaction
             .batch_execute(&REMAINING_SNAPSHOT.replace("{stage}", "5"))
@@ -431,7 +425,6 @@ impl Storage {
         transaction
             .execute(RULE_AMOUNT_DATE_AMBIGUOUS, &[&window_days, &MAX_CANDIDATES])
             .await?;
-        transaction.execute(RULE_MISSING_IN_LEDGER, &[]).await?;
         let item_count = transaction
             .execute(
                 INSERT_ITEMS,

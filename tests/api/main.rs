@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod matching;
 mod operations;
+mod plans;
 mod reconciliation;
 mod tamper;
 mod transfers;
