@@ -632,33 +632,11 @@ fn check_entry(
         line_currency(code, account)
     });
     let sign = check.required("Ntry/CdtDbtInd", draft.sign.as_deref(), credit_or_debit);
-    let booking_date = check.required(
-        "Ntry/BookgDt",
-        draft.booking_date.as_deref(),
-        iso_date_or_date_time,
-    );
-    let value_date = check.optional(
-        "Ntry/ValDt",
-        draft.value_date.as_deref(),
-        iso_date_or_date_time,
-    );
-    let external_id = match &draft.servicer_reference {
-        Some(text) => check.text("Ntry/AcctSvcrRef", Some(text), TextKind::Identifier),
-        None => check.text(
-            "Ntry/NtryRef",
-            draft.entry_reference.as_deref(),
-            TextKind::Identifier,
-        ),
-    };
-    let reference = check.text(Leaf::EndToEndId.field(), draft.end_to_end_id.as_deref(), {
-        TextKind::Identifier
-    });
-    let description = match &draft.remittance {
-        Some(text) => check.text(Leaf::Remittance.field(), Some(text), TextKind::Description),
-        None => check.text("Ntry/AddtlNtryInf", draft.additional_info.as_deref(), {
-            TextKind::Description
-        }),
-    };
+    let booking = draft.booking_date.as_deref();
+    let booking_date = check.required("Ntry/BookgDt", booking, iso_date_or_date_time);
+    let value = draft.value_date.as_deref();
+    let value_date = check.optional("Ntry/ValDt", value, iso_date_or_date_time);
+    let (external_id, reference, description) = entry_texts(&mut check, draft);
     let line = match (amount, currency, sign, booking_date) {
         (Some(amount), Some(currency), Some(sign), Some(booking_date)) => Some(StatementLine {
             number,
@@ -673,6 +651,29 @@ fn check_entry(
         _ => None,
     };
     check.finish(line)
+}
+
+/// External id (`AcctSvcrRef`, else `NtryRef`), reference (`EndToEndId`) and description
+/// (`Ustrd` lines, else `AddtlNtryInf`) of an entry.
+fn entry_texts(
+    check: &mut Check,
+    draft: &EntryDraft,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let identifier = TextKind::Identifier;
+    let external_id = match &draft.servicer_reference {
+        Some(text) => check.text("Ntry/AcctSvcrRef", Some(text), identifier),
+        None => check.text("Ntry/NtryRef", draft.entry_reference.as_deref(), identifier),
+    };
+    let end_to_end_id = draft.end_to_end_id.as_deref();
+    let reference = check.text(Leaf::EndToEndId.field(), end_to_end_id, identifier);
+    let description = match &draft.remittance {
+        Some(text) => check.text(Leaf::Remittance.field(), Some(text), TextKind::Description),
+        None => {
+            let information = draft.additional_info.as_deref();
+            check.text("Ntry/AddtlNtryInf", information, TextKind::Description)
+        }
+    };
+    (external_id, reference, description)
 }
 
 /// `CdtDbtInd`: money into the account (CRDT) or out of it (DBIT).

@@ -190,34 +190,42 @@ impl Columns {
             reference: position(&names.reference)?,
             description: position(&names.description)?,
         };
-        let required = [
-            (&names.booking_date, columns.booking_date),
-            (&names.amount, columns.amount),
-            (&names.currency, columns.currency),
-        ];
-        let missing: Vec<String> = required
-            .iter()
-            .filter(|(_, index)| index.is_none())
-            .map(|(name, _)| excerpt(name))
-            .collect();
-        if missing.is_empty() {
-            return Ok(columns);
+        match missing_required(&columns, names) {
+            None => Ok(columns),
+            Some(missing) => Err(missing_columns_reason(&missing, &in_file)),
         }
-        let listed: Vec<String> = in_file
-            .iter()
-            .take(LISTED_HEADER_NAMES)
-            .map(|name| excerpt(name))
-            .collect();
-        Err(format!(
-            "missing required column(s) {} (the header row has {})",
-            missing.join(", "),
-            if listed.is_empty() {
-                "no columns".to_owned()
-            } else {
-                listed.join(", ")
-            }
-        ))
     }
+}
+
+/// The names of the required columns the header lacks, if any.
+fn missing_required(columns: &Columns, names: &CsvColumns) -> Option<Vec<String>> {
+    let required = [
+        (&names.booking_date, columns.booking_date),
+        (&names.amount, columns.amount),
+        (&names.currency, columns.currency),
+    ];
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|(_, index)| index.is_none())
+        .map(|(name, _)| excerpt(name))
+        .collect();
+    (!missing.is_empty()).then_some(missing)
+}
+
+fn missing_columns_reason(missing: &[String], in_file: &[String]) -> String {
+    let listed: Vec<String> = in_file
+        .iter()
+        .take(LISTED_HEADER_NAMES)
+        .map(|name| excerpt(name))
+        .collect();
+    let found = match listed.is_empty() {
+        true => "no columns".to_owned(),
+        false => listed.join(", "),
+    };
+    format!(
+        "missing required column(s) {} (the header row has {found})",
+        missing.join(", ")
+    )
 }
 
 /// One record checked: its cells by column, then the shared rules.

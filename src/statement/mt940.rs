@@ -585,15 +585,7 @@ fn split_entry(text: &str) -> Result<EntryParts<'_>, Reason> {
         Some(code) if code.is_ascii_alphabetic() => &rest[1..],
         _ => rest,
     };
-    // A '.' is taken into the amount so that `1.00` is refused for its separator.
-    let amount_length = rest
-        .bytes()
-        .take_while(|b| b.is_ascii_digit() || matches!(b, b',' | b'.'))
-        .count();
-    if amount_length == 0 {
-        return Err("the amount must follow the debit/credit mark".to_owned());
-    }
-    let (amount, rest) = rest.split_at(amount_length);
+    let (amount, rest) = split_amount(rest)?;
     let references = split_transaction_type(rest)?;
     let (customer_reference, bank_reference) = match references.split_once("//") {
         Some((customer, bank)) => (customer, Some(bank)),
@@ -610,6 +602,20 @@ fn split_entry(text: &str) -> Result<EntryParts<'_>, Reason> {
         customer_reference,
         bank_reference,
     })
+}
+
+/// The amount's characters at the start of `text`, and the rest.
+fn split_amount(text: &str) -> Result<(&str, &str), Reason> {
+    // A '.' is taken into the amount so that `1.00` is refused for its separator.
+    let length = text
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || matches!(b, b',' | b'.'))
+        .count();
+    match length {
+        0 => Err("the amount must follow the debit/credit mark".to_owned()),
+        // The run is ASCII, so the cut is on a char boundary.
+        _ => Ok(text.split_at(length)),
+    }
 }
 
 fn split_direction(text: &str) -> Result<(Direction, &str), Reason> {
@@ -661,13 +667,7 @@ fn check_entry(
         }
     };
     let account = &options.account_currency;
-    let value_date = check.record(":61: value date", swift_date(parts.value_date));
-    let booking_date = match (parts.entry_date, value_date) {
-        (Some(entry_date), Some(value_date)) => {
-            check.record(":61: entry date", swift_entry_date(entry_date, value_date))
-        }
-        (_, value_date) => value_date,
-    };
+    let (booking_date, value_date) = entry_dates(&mut check, &parts);
     let amount = swift_amount(parts.amount, account).and_then(non_zero);
     let amount = check.record(":61: amount", amount);
     let line_currency = match currency {
@@ -680,17 +680,7 @@ fn check_entry(
             None
         }
     };
-    let customer_reference = Some(parts.customer_reference).filter(|r| r.trim() != NO_REFERENCE);
-    let reference = check.text(
-        ":61: customer reference",
-        customer_reference,
-        TextKind::Identifier,
-    );
-    let external_id = check.text(
-        ":61: bank reference",
-        parts.bank_reference,
-        TextKind::Identifier,
-    );
+    let (reference, external_id) = entry_references(&mut check, &parts);
     let number = check.number();
     let line = match (booking_date, amount, line_currency) {
         (Some(booking_date), Some(amount), Some(currency)) => Some(StatementLine {
@@ -706,6 +696,27 @@ fn check_entry(
         _ => None,
     };
     check.finish(line)
+}
+
+/// The booking date (the entry date `MMDD`, else the value date) and the value date.
+fn entry_dates(check: &mut Check, parts: &EntryParts<'_>) -> (Option<Date>, Option<Date>) {
+    let value_date = check.record(":61: value date", swift_date(parts.value_date));
+    let booking_date = match (parts.entry_date, value_date) {
+        (Some(entry_date), Some(value_date)) => {
+            check.record(":61: entry date", swift_entry_date(entry_date, value_date))
+        }
+        (_, value_date) => value_date,
+    };
+    (booking_date, value_date)
+}
+
+/// The customer reference (`NONREF` is none) and the bank's reference after `//`.
+fn entry_references(check: &mut Check, parts: &EntryParts<'_>) -> (Option<String>, Option<String>) {
+    let customer = Some(parts.customer_reference).filter(|r| r.trim() != NO_REFERENCE);
+    let reference = check.text(":61: customer reference", customer, TextKind::Identifier);
+    let bank = parts.bank_reference;
+    let external_id = check.text(":61: bank reference", bank, TextKind::Identifier);
+    (reference, external_id)
 }
 
 #[cfg(test)]

@@ -789,3 +789,135 @@ async fn a_hundred_thousand_line_statement_is_stored_and_reconciled() {
         100_000
     );
 }
+
+/// The ledger side of the worked example in docs/RECONCILIATION.md: (amount, reference, into
+/// the bank, the day of November 2026 it is dated).
+const EXAMPLE_LEDGER: &[(&str, Option<&str>, bool, u8)] = &[
+    ("250.00", Some("INV-1001"), true, 2),
+    ("120.50", Some("SUP-7781"), false, 3),
+    ("1200.00", Some("INV-1003"), true, 4),
+    ("35.00", None, false, 10),
+    ("89.00", Some("INV-1004"), true, 12),
+    ("250.00", Some("RENT-2026-11"), false, 16),
+    ("150.00", Some("RENT-2026-11"), false, 16),
+    ("60.00", None, false, 27),
+    ("60.00", None, false, 28),
+    ("500.00", Some("INV-1006"), true, 25),
+];
+
+/// Builds the example's ledger, its transfers dated in November 2026 as the statement is (the
+/// test rewrites the journal's `at` of each transfer: the matching reads the date from there).
+async fn example_ledger() -> (TestApp, Uuid) {
+    let app = spawn_app().await;
+    app.create_ledger("main").await;
+    let bank = app
+        .open_account("main", "bank", json!({"normal_side": "debit"}))
+        .await;
+    let customers = app.open_account("main", "customers", json!({})).await;
+    let owner = owner_connection(&app.database).await;
+    for (amount, reference, into_bank, day) in EXAMPLE_LEDGER {
+        let (debit, credit) = if *into_bank {
+            (bank, customers)
+        } else {
+            (customers, bank)
+        };
+        let body = json!({"debit_account_id": debit, "credit_account_id": credit,
+            "amount": amount, "currency": "EUR", "reference": reference});
+        let reply = app.post("/v1/ledgers/main/transfers", &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        let seq = reply.body["journal_seq"].as_i64().unwrap();
+        owner
+            .batch_execute(&format!(
+                "SET session_replication_role = replica; \
+                 UPDATE journal SET at = '2026-11-{day:02} 12:00:00+00' WHERE seq = {seq}; \
+                 SET session_replication_role = origin"
+            ))
+            .await
+            .unwrap();
+    }
+    (app, bank)
+}
+
+/// The items of a run as the markdown table of the worked example.
+fn example_table(items: &str) -> String {
+    let mut table = String::from(
+        "| item | line | reference | statement | ledger | difference | status | rule |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for line in items.lines() {
+        let item: Value = serde_json::from_str(line).unwrap();
+        let text = |key: &str| item[key].as_str().unwrap_or("").to_owned();
+        let line_no = item["line"]
+            .as_u64()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        table.push_str(&format!(
+            "| {} | {line_no} | {} | {} | {} | {} | {} | {} |\n",
+            item["item"],
+            text("reference"),
+            text("statement_amount"),
+            text("ledger_amount"),
+            text("difference"),
+            text("status"),
+            text("rule"),
+        ));
+    }
+    table
+}
+
+#[tokio::test]
+async fn the_worked_example_of_the_reconciliation_doc_is_what_the_example_files_give() {
+    let (app, bank) = example_ledger().await;
+    let examples: [(&str, &str); 5] = [
+        (
+            "text/csv",
+            include_str!("../../docs/examples/statement.csv"),
+        ),
+        (
+            "application/x-ndjson",
+            include_str!("../../docs/examples/statement.jsonl"),
+        ),
+        (
+            "application/xml",
+            include_str!("../../docs/examples/statement.camt053.xml"),
+        ),
+        (
+            "application/xml",
+            include_str!("../../docs/examples/statement.camt053v02.xml"),
+        ),
+        (
+            "text/plain",
+            include_str!("../../docs/examples/statement.mt940"),
+        ),
+    ];
+    let mut tables = Vec::new();
+    for (content_type, file) in examples {
+        let stored = upload(&app, bank, content_type, file).await;
+        assert_eq!(
+            stored.status,
+            StatusCode::CREATED,
+            "{content_type}: {}",
+            stored.text
+        );
+        let completed = run(
+            &app,
+            stored.body["id"].as_str().unwrap(),
+            &Uuid::new_v4().to_string(),
+        )
+        .await;
+        assert_eq!(completed.status, StatusCode::CREATED, "{}", completed.text);
+        tables.push(example_table(
+            &items_file(&app, completed.body["id"].as_str().unwrap()).await,
+        ));
+    }
+    assert!(
+        tables.windows(2).all(|pair| pair[0] == pair[1]),
+        "{tables:#?}"
+    );
+    let doc = include_str!("../../docs/RECONCILIATION.md");
+    assert!(
+        doc.contains(&tables[0]),
+        "docs/RECONCILIATION.md must show the example's result; it is now:\n{}",
+        tables[0]
+    );
+}
