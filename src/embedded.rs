@@ -50,11 +50,16 @@ pub struct EmbeddedCluster {
     started_here: bool,
     /// Set once `stop` ran, so that dropping the value does not stop the cluster again.
     stopped: std::sync::atomic::AtomicBool,
+    /// The owner's lock on `owner.lock` (an `flock`, released by the kernel when the process
+    /// dies, however it dies): the one process that starts, adopts and stops the cluster.
+    _owner_lock: Option<std::fs::File>,
 }
 
 impl EmbeddedCluster {
     /// Initialises the cluster under `root` if it does not exist yet, and starts it unless it is
-    /// already running (another `ledger` process, or a crash left it up).
+    /// already running. The first `ledger` process on the folder owns the cluster (it holds the
+    /// owner lock): it starts it, or adopts one a crashed owner left running, and stops it on
+    /// shutdown. Later processes on the same folder use the cluster and leave it running.
     pub fn start(root: &Path, durability: Durability) -> Result<EmbeddedCluster, EmbeddedError> {
         let bin_dir = find_bin_dir().ok_or(EmbeddedError::BinariesNotFound)?;
         let as_service_user = is_root();
@@ -70,18 +75,57 @@ impl EmbeddedCluster {
             as_service_user,
             started_here: false,
             stopped: std::sync::atomic::AtomicBool::new(false),
+            _owner_lock: take_owner_lock(&root)?,
         };
+        let owner = cluster._owner_lock.is_some();
         if as_service_user {
             cluster.hand_to_service_user(&root)?;
         }
-        if !cluster.data_dir.join("PG_VERSION").exists() {
-            cluster.initdb()?;
+        if !cluster.data_dir.exists() {
+            cluster.initdb_atomically(&root)?;
         }
-        if !cluster.is_running() {
-            cluster.pg_ctl_start(durability)?;
-            cluster.started_here = true;
+        if cluster.is_running() {
+            // Left running by an owner that crashed: adopted, so that it is stopped on shutdown.
+            cluster.started_here = owner;
+            return Ok(cluster);
         }
+        if owner {
+            cluster.remove_stale_pid_file()?;
+        }
+        cluster.pg_ctl_start(durability)?;
+        cluster.started_here = true;
         Ok(cluster)
+    }
+
+    /// `initdb` into a fresh `pg.initializing`, renamed to `pg` once complete: a first start
+    /// killed during `initdb` leaves no data folder that looks initialised, and the next start
+    /// initialises again.
+    fn initdb_atomically(&self, root: &Path) -> Result<(), EmbeddedError> {
+        let partial = root.join("pg.initializing");
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| EmbeddedError::Io { path, source }
+        };
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
+        }
+        self.initdb(&partial)?;
+        std::fs::rename(&partial, &self.data_dir).map_err(io(&self.data_dir))
+    }
+
+    /// After a power cut, `postmaster.pid` names a process that no longer exists, or whose pid
+    /// another process now has, which PostgreSQL would take for a live server. Only the owner,
+    /// which knows no server of this folder runs, removes it.
+    fn remove_stale_pid_file(&self) -> Result<(), EmbeddedError> {
+        let pid_file = self.data_dir.join("postmaster.pid");
+        if !pid_file.exists() {
+            return Ok(());
+        }
+        tracing::warn!(path = %pid_file.display(), "removing the stale postmaster.pid of a cluster that is not running (a crash or power cut); PostgreSQL recovers from its WAL on start");
+        std::fs::remove_file(&pid_file).map_err(|source| EmbeddedError::Io {
+            path: pid_file,
+            source,
+        })
     }
 
     /// Where clients connect: the socket directory (libpq's `host` may be a directory).
@@ -122,6 +166,14 @@ impl EmbeddedCluster {
             "pg_ctl",
             &["-D", path_str(&self.data_dir), "-m", "fast", "-w", "stop"],
         )
+    }
+
+    /// Lets go of the cluster as a process killed at this point would: the owner lock is
+    /// released and the server keeps running. For tests of what the next start does.
+    pub fn abandon(mut self) {
+        self._owner_lock.take();
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Makes the cluster stop and its folder disappear when this process exits, however it
@@ -176,12 +228,12 @@ impl EmbeddedCluster {
         Ok(())
     }
 
-    fn initdb(&self) -> Result<(), EmbeddedError> {
+    fn initdb(&self, data_dir: &Path) -> Result<(), EmbeddedError> {
         self.run_tool(
             "initdb",
             &[
                 "-D",
-                path_str(&self.data_dir),
+                path_str(data_dir),
                 "-U",
                 SERVICE_USER,
                 "-A",
@@ -194,11 +246,21 @@ impl EmbeddedCluster {
         )
     }
 
+    /// Whether the server of `postmaster.pid` runs: its pid is alive and is a `postgres`
+    /// process (after a power cut the pid may belong to anything else).
     fn is_running(&self) -> bool {
-        self.data_dir.join("postmaster.pid").exists()
-            && self
-                .run_tool("pg_ctl", &["-D", path_str(&self.data_dir), "status"])
-                .is_ok()
+        let Ok(text) = std::fs::read_to_string(self.data_dir.join("postmaster.pid")) else {
+            return false;
+        };
+        let Some(pid) = text
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse::<u32>().ok())
+        else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|name| name.trim_end() == "postgres")
     }
 
     fn pg_ctl_start(&self, durability: Durability) -> Result<(), EmbeddedError> {
@@ -280,6 +342,24 @@ impl Drop for EmbeddedCluster {
             eprintln!("could not stop the embedded PostgreSQL cluster: {error}");
         }
     }
+}
+
+/// The owner lock of the folder, or `None` when another live process holds it.
+fn take_owner_lock(root: &Path) -> Result<Option<std::fs::File>, EmbeddedError> {
+    use std::os::unix::io::AsRawFd;
+    let path = root.join("owner.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| EmbeddedError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    // SAFETY: flock on a file descriptor this function owns; no memory is shared.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    Ok(locked.then_some(file))
 }
 
 fn find_bin_dir() -> Option<PathBuf> {

@@ -1,12 +1,16 @@
 //! Replay: the journal, from genesis, through the same engine the server runs (§4.7).
 //!
 //! Each event is checked for its place in the chain (seq, prev_hash, hash), decoded, checked to
-//! be written in its one canonical form, and applied; any refusal is a fault naming the seq.
+//! be written in its one canonical form and to keep every limit of `domain::limits`, and
+//! applied; any refusal is a fault naming the seq. An auditing replay (the verifier's and the
+//! integrity check's, [`Replayer::with_provenance_rules`]) also holds each event's actor,
+//! request id and Idempotency-Key to their limits.
 
 use std::fmt;
 
 use super::chain::{ChainHead, JournalEvent};
 use super::codec::{decode_data, encode_data};
+use crate::domain::limits::{self, Violation};
 use crate::domain::{AppliedEvent, Book, LedgerEvent, Rejection, Timestamp};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +33,9 @@ pub enum FaultKind {
     Undecodable(String),
     NotCanonical,
     GenesisMissing,
+    /// The event breaks a limit of `domain::limits` (found by the types it decodes into, by
+    /// `limits::check_event`, by the provenance rules, or by the engine's amount checks).
+    LimitBroken(Violation),
     /// The engine refused the event: the state transition or a balance rule is broken.
     Rejected(Rejection),
 }
@@ -45,6 +52,7 @@ impl FaultKind {
             FaultKind::Undecodable(_) => "undecodable_event",
             FaultKind::NotCanonical => "not_canonical",
             FaultKind::GenesisMissing => "genesis_missing",
+            FaultKind::LimitBroken(_) => "limit_broken",
             FaultKind::Rejected(_) => "illegal_event",
         }
     }
@@ -68,6 +76,9 @@ impl fmt::Display for Fault {
             FaultKind::Undecodable(reason) => write!(f, "data does not decode: {reason}"),
             FaultKind::NotCanonical => f.write_str("data is not in its canonical form"),
             FaultKind::GenesisMissing => f.write_str("the first event must be ledger_created"),
+            FaultKind::LimitBroken(violation) => {
+                write!(f, "breaks the limit {}: {}", violation.limit.name, violation.detail)
+            }
             FaultKind::Rejected(rejection) => {
                 write!(f, "illegal ({}): {rejection}", rejection.code())
             }
@@ -80,6 +91,7 @@ pub struct Replayer {
     book: Option<Book>,
     head: Option<ChainHead>,
     last_at: Option<Timestamp>,
+    provenance_rules: bool,
 }
 
 impl Replayer {
@@ -99,7 +111,16 @@ impl Replayer {
             book: Some(book),
             head: Some(head),
             last_at: Some(last_at),
+            provenance_rules: false,
         }
+    }
+
+    /// Also holds every event's `actor`, `request_id` and `idempotency_key` to their limits
+    /// (`"system"` exactly for expiries, an API key id otherwise): what a journal the service
+    /// wrote satisfies, and what the verifier and the integrity check demand.
+    pub fn with_provenance_rules(mut self) -> Replayer {
+        self.provenance_rules = true;
+        self
     }
 
     pub fn book(&self) -> Option<&Book> {
@@ -142,16 +163,26 @@ impl Replayer {
                 }));
             }
         }
+        if self.provenance_rules {
+            limits::check_provenance(
+                &event.event_type,
+                &event.actor,
+                event.request_id.as_deref(),
+                event.idempotency_key.as_deref(),
+            )
+            .map_err(|violation| fault(FaultKind::LimitBroken(violation)))?;
+        }
         let decoded = self
             .decode(event)
-            .map_err(|reason| fault(FaultKind::Undecodable(reason)))?;
+            .map_err(|reason| fault(self.undecodable(event, reason)))?;
         if encode_data(&decoded) != event.data {
             return Err(fault(FaultKind::NotCanonical));
         }
+        limits::check_event(&decoded).map_err(|violation| fault(FaultKind::LimitBroken(violation)))?;
         let applied = match (&mut self.book, decoded) {
             (None, LedgerEvent::LedgerCreated(new_ledger)) => {
-                let (book, applied) = Book::genesis(new_ledger, event.at)
-                    .map_err(|r| fault(FaultKind::Rejected(r)))?;
+                let (book, applied) =
+                    Book::genesis(new_ledger, event.at).map_err(|r| fault(rejected(r)))?;
                 if book.name().as_str() != event.ledger {
                     return Err(fault(FaultKind::OtherLedger {
                         expected: book.name().to_string(),
@@ -163,7 +194,7 @@ impl Replayer {
             (None, _) => return Err(fault(FaultKind::GenesisMissing)),
             (Some(book), decoded) => book
                 .apply(decoded, event.at)
-                .map_err(|r| fault(FaultKind::Rejected(r)))?,
+                .map_err(|r| fault(rejected(r)))?,
         };
         assert_eq!(
             applied.seq, event.seq,
@@ -177,12 +208,62 @@ impl Replayer {
         Ok(applied)
     }
 
+    /// Why an event does not decode, naming the limit it breaks when there is one: the types
+    /// of `domain::names` and `domain::money` name theirs in the message; the few checks the
+    /// journal codec words itself (amounts, the two constraint flags) are named here.
+    fn undecodable(&self, event: &JournalEvent, reason: String) -> FaultKind {
+        if let Some(limit) = limits::named_in(&reason) {
+            return FaultKind::LimitBroken(Violation::new(limit, reason));
+        }
+        let data = &event.data;
+        let diagnosed = match event.event_type.as_str() {
+            "account_opened" => limits::check_balance_constraint(
+                data["debits_must_not_exceed_credits"] == true,
+                data["credits_must_not_exceed_debits"] == true,
+            )
+            .err(),
+            "transfer_created" | "transfer_reversed" => {
+                let scale = data["currency"]
+                    .as_str()
+                    .and_then(|code| crate::domain::CurrencyCode::parse(code).ok())
+                    .and_then(|code| self.book.as_ref()?.currency(&code))
+                    .map(|currency| currency.scale());
+                match (data["amount"].as_str(), scale) {
+                    (Some(text), Some(scale)) => limits::check_journal_amount(text, scale).err(),
+                    _ => None,
+                }
+            }
+            "transfer_posted" => data["amount"]
+                .as_str()
+                .and_then(|text| crate::domain::money::parse_decimal_text(text).err())
+                .map(|error| error.violation()),
+            _ => None,
+        };
+        match diagnosed {
+            Some(violation) => FaultKind::LimitBroken(violation),
+            None => FaultKind::Undecodable(reason),
+        }
+    }
+
     fn decode(&self, event: &JournalEvent) -> Result<LedgerEvent, String> {
         let book = self.book.as_ref();
         let scale_of = |code: &crate::domain::CurrencyCode| {
             book.and_then(|book| book.currency(code)).map(|c| c.scale())
         };
         decode_data(&event.event_type, &event.data, &scale_of).map_err(|error| error.0)
+    }
+}
+
+/// A refusal of the engine; those that are limits of `domain::limits` (an amount's, a timeout's)
+/// are named as such.
+fn rejected(rejection: Rejection) -> FaultKind {
+    match rejection {
+        Rejection::InvalidAmount(error) => FaultKind::LimitBroken(error.violation()),
+        Rejection::TimeoutWithoutPending => FaultKind::LimitBroken(Violation::new(
+            &limits::TIMEOUT_REQUIRES_PENDING,
+            rejection.to_string(),
+        )),
+        other => FaultKind::Rejected(other),
     }
 }
 

@@ -7,13 +7,14 @@
 //! `apply` validates an event completely before it mutates anything, so a rejected event leaves
 //! the book as it was.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use rust_decimal::Decimal;
 
 use super::account::{Account, NewAccount, Side};
 use super::event::{AppliedEvent, Command, LedgerEvent, NewLedger, Posting, ReversalRequest};
-use super::money::{amount_at_scale, Currency, CurrencyCode};
+use super::money::{amount_at_scale, format_minor_units, minor_units, Currency, CurrencyCode};
 use super::names::{AccountCode, AccountId, LedgerName, Timestamp, TransferId};
 use super::reconciliation::{
     ItemResolved, ReconciliationCompleted, ReconciliationFault, ReconciliationId, RunRecord,
@@ -130,6 +131,40 @@ impl Book {
 
     pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
         self.transfers.values().map(Box::as_ref)
+    }
+
+    /// Per currency, the four balances summed over every account, in minor units (an `i128`:
+    /// each balance is below 10^28 minor units, their sums need not be). Currencies in code
+    /// order. `Err` names a currency whose accounts disagree on its scale (or, beyond any
+    /// ledger that fits in memory, whose sums leave the `i128` range).
+    pub fn currency_totals(&self) -> Result<BTreeMap<CurrencyCode, CurrencyTotals>, String> {
+        let mut totals: BTreeMap<CurrencyCode, CurrencyTotals> = BTreeMap::new();
+        for account in self.accounts.values() {
+            let code = account.currency.code();
+            let scale = account.currency.scale();
+            let sums = totals.entry(code.clone()).or_insert(CurrencyTotals {
+                scale,
+                ..CurrencyTotals::default()
+            });
+            let inconsistent = || format!("the accounts in {code} do not agree on its scale");
+            if sums.scale != scale {
+                return Err(inconsistent());
+            }
+            let balances = &account.balances;
+            let pairs = [
+                (&mut sums.posted_debits, balances.posted_debits),
+                (&mut sums.posted_credits, balances.posted_credits),
+                (&mut sums.pending_debits, balances.pending_debits),
+                (&mut sums.pending_credits, balances.pending_credits),
+            ];
+            for (sum, value) in pairs {
+                let units = minor_units(value, scale).ok_or_else(inconsistent)?;
+                *sum = sum
+                    .checked_add(units)
+                    .ok_or_else(|| format!("the {code} totals leave the i128 range"))?;
+            }
+        }
+        Ok(totals)
     }
 
     /// The currency of this code in this ledger: a custom asset or an ISO 4217 currency.
@@ -798,6 +833,37 @@ impl Book {
         for id in snapshot.created_transfers {
             self.transfers.remove(&id);
         }
+    }
+}
+
+/// The four balances of one currency summed over all its accounts, in minor units (§4.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CurrencyTotals {
+    pub scale: u32,
+    pub posted_debits: i128,
+    pub posted_credits: i128,
+    pub pending_debits: i128,
+    pub pending_credits: i128,
+}
+
+impl CurrencyTotals {
+    /// §4.2: Σ posted debits = Σ posted credits and Σ pending debits = Σ pending credits.
+    pub fn is_balanced(&self) -> bool {
+        self.posted_debits == self.posted_credits && self.pending_debits == self.pending_credits
+    }
+}
+
+impl fmt::Display for CurrencyTotals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |units| format_minor_units(units, self.scale);
+        write!(
+            f,
+            "posted debits {} vs credits {}, pending debits {} vs credits {}",
+            text(self.posted_debits),
+            text(self.posted_credits),
+            text(self.pending_debits),
+            text(self.pending_credits)
+        )
     }
 }
 

@@ -20,7 +20,8 @@ pub struct NewLedger {
 }
 
 impl NewLedger {
-    pub const MAX_ASSETS: usize = 64;
+    /// Most custom assets of a ledger (limit `assets_count`).
+    pub const MAX_ASSETS: usize = super::limits::MAX_ASSETS;
 }
 
 /// Every state change of a ledger: the `type` and `data` of a journal event.

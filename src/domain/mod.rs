@@ -5,6 +5,7 @@
 pub mod account;
 pub mod book;
 pub mod event;
+pub mod limits;
 pub mod money;
 pub mod names;
 pub mod reconciliation;

@@ -20,20 +20,10 @@ pub struct CurrencyCode(String);
 impl CurrencyCode {
     pub const MAX_LENGTH: usize = 16;
 
+    /// The code, or the limit it breaks (limit `currency_code`; the message names it).
     pub fn parse(text: &str) -> Result<CurrencyCode, String> {
-        let bytes = text.as_bytes();
-        let well_formed = (2..=Self::MAX_LENGTH).contains(&bytes.len())
-            && bytes[0].is_ascii_uppercase()
-            && bytes[1..]
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_');
-        if well_formed {
-            Ok(CurrencyCode(text.to_owned()))
-        } else {
-            Err(format!(
-                "currency code must match ^[A-Z][A-Z0-9_]{{1,15}}$, got {text:?}"
-            ))
-        }
+        super::limits::check_currency_code(text)?;
+        Ok(CurrencyCode(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -55,10 +45,9 @@ pub struct Currency {
 }
 
 impl Currency {
+    /// A currency of this scale, or the limit it breaks (limit `asset_scale`).
     pub fn new(code: CurrencyCode, scale: u32) -> Result<Currency, String> {
-        if scale > MAX_SCALE {
-            return Err(format!("scale must be 0..={MAX_SCALE}, got {scale}"));
-        }
+        super::limits::check_asset_scale(scale)?;
         Ok(Currency { code, scale })
     }
 
@@ -84,7 +73,12 @@ impl Currency {
     }
 }
 
-/// Minor-unit scale of active ISO 4217 alpha codes (list of 2024, amendment 177).
+/// The edition of the ISO 4217 table below (docs/AUDIT_FORMAT.md §2.2).
+pub const ISO_4217_EDITION: &str = "ISO 4217 List One as published by SIX, amendment 177 (2024)";
+
+/// Minor-unit scale of active ISO 4217 alpha codes (list of 2024, amendment 177). Codes whose
+/// minor unit is "N.A." in the table (XAU, XAG, XPT, XPD, XDR, XSU, XUA, XBA–XBD, XTS, XXX)
+/// are not here: a ledger that needs one declares it as a custom asset with its own scale.
 fn iso_4217_scale(code: &str) -> Option<u32> {
     const SCALE_0: &[&str] = &[
         "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
@@ -209,6 +203,28 @@ pub fn checked_add(left: Decimal, right: Decimal) -> Option<Decimal> {
     (sum.scale() == left.scale() && sum.mantissa().abs() <= MAX_MANTISSA).then_some(sum)
 }
 
+/// A signed number of minor units at `scale` as decimal text: `(-1050, 2)` is `"-10.50"`.
+/// For totals, which may exceed what a `Decimal` holds.
+pub fn format_minor_units(minor_units: i128, scale: u32) -> String {
+    let digits = minor_units.unsigned_abs().to_string();
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    let sign = if minor_units < 0 { "-" } else { "" };
+    match fraction {
+        "" => format!("{sign}{whole}"),
+        _ => format!("{sign}{whole}.{fraction}"),
+    }
+}
+
+/// The minor units of an amount or balance held at `scale`: its mantissa brought to that
+/// scale. `None` when it cannot be (more decimals than `scale`).
+pub fn minor_units(value: Decimal, scale: u32) -> Option<i128> {
+    let mut rescaled = value;
+    rescaled.rescale(scale);
+    (rescaled == value && rescaled.scale() == scale).then(|| rescaled.mantissa())
+}
+
 /// `left - right`, with the same guarantees as [`checked_add`].
 pub fn checked_sub(left: Decimal, right: Decimal) -> Option<Decimal> {
     checked_add(left, -right)
@@ -288,6 +304,22 @@ mod tests {
         let sum = checked_add(one_cent, one_cent).unwrap();
         assert_eq!(sum.to_string(), "0.02");
         assert_eq!(checked_sub(one_cent, sum).unwrap().to_string(), "-0.01");
+    }
+
+    #[test]
+    fn minor_units_format_as_decimals_at_their_scale() {
+        assert_eq!(format_minor_units(-1050, 2), "-10.50");
+        assert_eq!(format_minor_units(7, 3), "0.007");
+        assert_eq!(format_minor_units(7, 0), "7");
+        assert_eq!(format_minor_units(0, 2), "0.00");
+        let above_decimal = 10i128.pow(28) * 3;
+        assert_eq!(
+            format_minor_units(above_decimal, 2),
+            format!("3{}.00", "0".repeat(26))
+        );
+        assert_eq!(minor_units(parse_amount("10.50", 2).unwrap(), 2), Some(1050));
+        assert_eq!(minor_units(parse_amount("10.5", 2).unwrap(), 3), Some(10500));
+        assert_eq!(minor_units(parse_amount("10.505", 3).unwrap(), 2), None);
     }
 
     #[test]

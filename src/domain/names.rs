@@ -6,9 +6,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-fn is_control(c: char) -> bool {
-    c.is_control()
-}
+use super::limits;
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -51,9 +49,9 @@ uuid_id!(
     StatementId
 );
 
-/// Defines a string newtype whose `parse` checks a character rule and a length bound.
+/// Defines a string newtype whose `parse` applies one limit of `super::limits`.
 macro_rules! bounded_text {
-    ($(#[$doc:meta])* $name:ident, max_chars = $max:expr, allowed = $allowed:expr, rule = $rule:expr) => {
+    ($(#[$doc:meta])* $name:ident, max_chars = $max:expr, check = $check:path) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
@@ -61,12 +59,9 @@ macro_rules! bounded_text {
         impl $name {
             pub const MAX_CHARS: usize = $max;
 
+            /// The text, or the limit it breaks (the message names the limit).
             pub fn parse(text: &str) -> Result<$name, String> {
-                let length = text.chars().count();
-                let allowed: fn(&str) -> bool = $allowed;
-                if length == 0 || length > Self::MAX_CHARS || !allowed(text) {
-                    return Err(format!("must be {}, got {:?}", $rule, text));
-                }
+                $check(text)?;
                 Ok($name(text.to_owned()))
             }
 
@@ -84,78 +79,56 @@ macro_rules! bounded_text {
 }
 
 bounded_text!(
-    /// A ledger's name: `^[a-z0-9][a-z0-9_-]{0,62}$`.
+    /// A ledger's name: `^[a-z0-9][a-z0-9_-]{0,62}$` (limit `ledger_name`).
     LedgerName,
     max_chars = 63,
-    allowed = |text| {
-        let first_ok = text
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        first_ok
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-    },
-    rule = "1 to 63 characters matching ^[a-z0-9][a-z0-9_-]{0,62}$"
+    check = limits::check_ledger_name
 );
 
 bounded_text!(
-    /// An account's code, unique in its ledger: `^[A-Za-z0-9:_.-]{1,128}$`.
+    /// An account's code, unique in its ledger: `^[A-Za-z0-9:_.-]{1,128}$` (limit
+    /// `account_code`).
     AccountCode,
     max_chars = 128,
-    allowed = |text| text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-')),
-    rule = "1 to 128 characters matching ^[A-Za-z0-9:_.-]{1,128}$"
+    check = limits::check_account_code
 );
 
 bounded_text!(
-    /// A transfer's client-defined type, e.g. `card_settlement`.
+    /// A transfer's client-defined type, e.g. `card_settlement` (limit `transfer_code`).
     TransferCode,
     max_chars = 64,
-    allowed = |text| text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-')),
-    rule = "1 to 64 characters matching ^[A-Za-z0-9:_.-]{1,64}$"
+    check = limits::check_transfer_code
 );
 
 bounded_text!(
-    /// An external reference, used by reconciliation.
+    /// An external reference, used by reconciliation (limit `reference`).
     Reference,
     max_chars = 128,
-    allowed = |text| !text.chars().any(is_control),
-    rule = "1 to 128 characters without control characters"
+    check = limits::check_reference
 );
 
 bounded_text!(
-    /// A human description of a transfer.
+    /// A human description of a transfer (limit `description`).
     Description,
     max_chars = 512,
-    allowed = |text| !text.chars().any(is_control),
-    rule = "1 to 512 characters without control characters"
+    check = limits::check_description
 );
 
-/// A JSON object attached to an account or transfer, opaque to the ledger, at most 4 KiB.
+/// A JSON object attached to an account or transfer, opaque to the ledger: at most 4 KiB of
+/// canonical JSON, 32 levels deep, numbers within ±(2^53 − 1), no NUL (the `metadata_*`
+/// limits of `super::limits`).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Metadata(serde_json::Map<String, serde_json::Value>);
 
 impl Metadata {
-    pub const MAX_BYTES: usize = 4096;
+    pub const MAX_BYTES: usize = limits::MAX_METADATA_BYTES;
 
+    /// The object, or the limit it breaks (the message names the limit).
     pub fn parse(value: serde_json::Value) -> Result<Metadata, String> {
+        limits::check_metadata(&value)?;
         let serde_json::Value::Object(map) = value else {
-            return Err("metadata must be a JSON object".to_owned());
+            return Err(limits::Violation::new(&limits::METADATA_OBJECT, "not an object").into());
         };
-        let size_bytes = serde_json::to_vec(&map)
-            .map(|bytes| bytes.len())
-            .unwrap_or(usize::MAX);
-        if size_bytes > Self::MAX_BYTES {
-            return Err(format!(
-                "metadata must be at most {} bytes of JSON, got {size_bytes}",
-                Self::MAX_BYTES
-            ));
-        }
         Ok(Metadata(map))
     }
 

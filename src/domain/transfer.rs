@@ -30,8 +30,8 @@ pub struct NewTransfer {
 }
 
 impl NewTransfer {
-    /// Longest timeout a pending transfer may ask for: 400 days.
-    pub const MAX_TIMEOUT_SECONDS: u32 = 400 * 24 * 3600;
+    /// Longest timeout a pending transfer may ask for: 400 days (limit `timeout_seconds`).
+    pub const MAX_TIMEOUT_SECONDS: u32 = super::limits::MAX_TIMEOUT_SECONDS;
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -83,8 +83,9 @@ impl<R: BufRead> LineSource<R> {
                 Some(end) => (end, true),
                 None => (available.len(), false),
             };
-            // Keep at most `max` bytes; the rest of an over-long line is consumed unseen.
-            if !too_long && self.line.len() + taken <= self.max {
+            // Keep at most `max` bytes (and a `\r` before the newline); the rest of an
+            // over-long line is consumed unseen.
+            if !too_long && self.line.len() + taken <= self.max.saturating_add(1) {
                 self.line.extend_from_slice(&available[..taken]);
             } else {
                 too_long = true;
@@ -99,10 +100,10 @@ impl<R: BufRead> LineSource<R> {
             return Ok(None);
         }
         self.number += 1;
-        if too_long {
+        let text = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+        if too_long || text.len() > self.max {
             return Ok(Some((self.number, Physical::TooLong)));
         }
-        let text = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
         Ok(Some((self.number, Physical::Text(text))))
     }
 
@@ -353,14 +354,15 @@ mod tests {
 
     #[test]
     fn an_over_long_line_is_skipped_to_its_newline_and_named() {
-        let lines = lines_of(b"ok\n0123456789A\nnext\n0123456789", 10);
+        let lines = lines_of(b"ok\n0123456789A\nnext\n0123456789\r\n0123456789A\r", 10);
         assert_eq!(
             lines,
             vec![
                 (1, Some("ok".into())),
                 (2, None),
                 (3, Some("next".into())),
-                (4, Some("0123456789".into()))
+                (4, Some("0123456789".into())),
+                (5, None)
             ]
         );
     }

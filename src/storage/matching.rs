@@ -126,81 +126,94 @@ WITH l AS (
 INSERT INTO rm_item (line_no, status, rule, transfer_ids, ledger_amount)
 SELECT line_no, 'matched', 'reference_amount', ARRAY[id], amount FROM pairs";
 
-/// Snapshots of what remains, indexed for the date-window lookups: by amount and date (then the
-/// order key), all of them, those without a reference, and by amount, reference and date.
-/// Taken twice (`{stage}` = 2 before rule 2, 5 before rule 5) so that a lookup never walks
-/// over entries already used.
-const REMAINING_SNAPSHOT: &str = "
-CREATE TEMP TABLE rm_rtx{stage} ON COMMIT DROP AS
-    SELECT t.ord, t.id, t.amount, t.d, t.reference FROM rm_tx t
+/// What remains before rule 2, indexed for the date-window lookups: by amount and date (then
+/// the order key), all of them, those without a reference, and by amount, reference and date.
+/// `key_no` numbers the distinct (amount, date, reference): rows alike have the same candidates,
+/// so each key is looked up once (a statement of 100,000 identical lines costs one lookup).
+const REMAINING_BEFORE_RULE_2: &str = "
+CREATE TEMP TABLE rm_rtx2 ON COMMIT DROP AS
+    SELECT t.ord, t.id, t.amount, t.d, t.reference,
+           dense_rank() OVER (ORDER BY t.amount, t.d, t.reference) AS key_no
+    FROM rm_tx t
     WHERE NOT EXISTS (SELECT FROM rm_used u WHERE u.id = t.id);
-CREATE INDEX ON rm_rtx{stage} (amount, d, ord);
-CREATE INDEX ON rm_rtx{stage} (amount, d, ord) WHERE reference IS NULL;
-CREATE INDEX ON rm_rtx{stage} (amount, reference, d, ord);
-ANALYZE rm_rtx{stage};
-CREATE TEMP TABLE rm_rline{stage} ON COMMIT DROP AS
-    SELECT l.line_no, l.amount, l.d, l.reference FROM rm_line l
+CREATE INDEX ON rm_rtx2 (amount, d, ord);
+CREATE INDEX ON rm_rtx2 (amount, d, ord) WHERE reference IS NULL;
+CREATE INDEX ON rm_rtx2 (amount, reference, d, ord);
+ANALYZE rm_rtx2;
+CREATE TEMP TABLE rm_rline2 ON COMMIT DROP AS
+    SELECT l.line_no, l.amount, l.d, l.reference,
+           dense_rank() OVER (ORDER BY l.amount, l.d, l.reference) AS key_no
+    FROM rm_line l
     WHERE NOT EXISTS (SELECT FROM rm_item i WHERE i.line_no = l.line_no);
-CREATE INDEX ON rm_rline{stage} (amount, d, line_no);
-CREATE INDEX ON rm_rline{stage} (amount, d, line_no) WHERE reference IS NULL;
-CREATE INDEX ON rm_rline{stage} (amount, reference, d, line_no);
-ANALYZE rm_rline{stage};";
+CREATE INDEX ON rm_rline2 (amount, d, line_no);
+CREATE INDEX ON rm_rline2 (amount, d, line_no) WHERE reference IS NULL;
+CREATE INDEX ON rm_rline2 (amount, reference, d, line_no);
+ANALYZE rm_rline2;";
 
-/// Rule 2: a line whose only candidate has that line as its only candidate. A line looks up at
-/// most two candidates per index range; only the transfers that are some line's only candidate
-/// look up their own candidate lines, likewise. $1 the date window in days.
+/// Rule 2: a line whose only candidate has that line as its only candidate. Each distinct line
+/// key looks up at most two candidates per index range; only the keys of transfers that are
+/// some line's only candidate look up their candidate lines, likewise. (Two transfers of one
+/// key are both candidates of any line of theirs, so neither is ever a line's only one.)
+/// $1 the date window in days.
 const RULE_AMOUNT_DATE_UNIQUE: &str = "
-WITH line_unique AS MATERIALIZED (
-    SELECT l.line_no, c.id
-    FROM rm_rline2 l
+WITH line_keys AS MATERIALIZED (
+    SELECT k.key_no, c.id
+    FROM (SELECT key_no, amount, d, reference FROM rm_rline2
+          GROUP BY key_no, amount, d, reference) k
     CROSS JOIN LATERAL (
         SELECT (array_agg(u.id))[1] AS id, count(*) AS n
         FROM (
             (SELECT t.id FROM rm_rtx2 t
-             WHERE l.reference IS NULL AND t.amount = l.amount
-               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
+             WHERE k.reference IS NULL AND t.amount = k.amount
+               AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
              LIMIT 2)
             UNION ALL
             (SELECT t.id FROM rm_rtx2 t
-             WHERE l.reference IS NOT NULL AND t.reference IS NULL AND t.amount = l.amount
-               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
+             WHERE k.reference IS NOT NULL AND t.reference IS NULL AND t.amount = k.amount
+               AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
              LIMIT 2)
             UNION ALL
             (SELECT t.id FROM rm_rtx2 t
-             WHERE l.reference IS NOT NULL AND t.reference = l.reference AND t.amount = l.amount
-               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
+             WHERE k.reference IS NOT NULL AND t.reference = k.reference AND t.amount = k.amount
+               AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
              LIMIT 2)
         ) u
     ) c
     WHERE c.n = 1
-), transfer_unique AS (
-    SELECT t.id, t.amount, c.line_no
-    FROM rm_rtx2 t
-    JOIN (SELECT DISTINCT id FROM line_unique) q ON q.id = t.id
+), line_unique AS MATERIALIZED (
+    SELECT l.line_no, lk.id
+    FROM rm_rline2 l JOIN line_keys lk ON lk.key_no = l.key_no
+), transfer_keys AS (
+    SELECT k.key_no, c.line_no
+    FROM (SELECT t.key_no, t.amount, t.d, t.reference
+          FROM rm_rtx2 t
+          WHERE t.id IN (SELECT id FROM line_unique)
+          GROUP BY t.key_no, t.amount, t.d, t.reference) k
     CROSS JOIN LATERAL (
         SELECT (array_agg(u.line_no))[1] AS line_no, count(*) AS n
         FROM (
             (SELECT l.line_no FROM rm_rline2 l
-             WHERE t.reference IS NULL AND l.amount = t.amount
-               AND l.d BETWEEN t.d - $1::integer AND t.d + $1::integer
+             WHERE k.reference IS NULL AND l.amount = k.amount
+               AND l.d BETWEEN k.d - $1::integer AND k.d + $1::integer
              LIMIT 2)
             UNION ALL
             (SELECT l.line_no FROM rm_rline2 l
-             WHERE t.reference IS NOT NULL AND l.reference IS NULL AND l.amount = t.amount
-               AND l.d BETWEEN t.d - $1::integer AND t.d + $1::integer
+             WHERE k.reference IS NOT NULL AND l.reference IS NULL AND l.amount = k.amount
+               AND l.d BETWEEN k.d - $1::integer AND k.d + $1::integer
              LIMIT 2)
             UNION ALL
             (SELECT l.line_no FROM rm_rline2 l
-             WHERE t.reference IS NOT NULL AND l.reference = t.reference AND l.amount = t.amount
-               AND l.d BETWEEN t.d - $1::integer AND t.d + $1::integer
+             WHERE k.reference IS NOT NULL AND l.reference = k.reference AND l.amount = k.amount
+               AND l.d BETWEEN k.d - $1::integer AND k.d + $1::integer
              LIMIT 2)
         ) u
     ) c
     WHERE c.n = 1
 ), pairs AS MATERIALIZED (
-    SELECT lu.line_no, tu.id, tu.amount
+    SELECT lu.line_no, t.id, t.amount
     FROM line_unique lu
-    JOIN transfer_unique tu ON tu.id = lu.id AND tu.line_no = lu.line_no
+    JOIN rm_rtx2 t ON t.id = lu.id
+    JOIN transfer_keys tk ON tk.key_no = t.key_no AND tk.line_no = lu.line_no
 ), used AS (
     INSERT INTO rm_used (id) SELECT id FROM pairs
 )
@@ -260,37 +273,60 @@ SELECT line_no,
        CASE WHEN kind <> 'ambiguous' THEN total END
 FROM g";
 
-/// Rule 5: a remaining line with remaining candidates lists the first ones by the order key.
-/// $1 the date window in days, $2 the most candidates listed.
+/// What remains before rule 5: the transfers indexed as before rule 2, the lines by key only
+/// (rule 5 looks up transfers, never lines).
+const REMAINING_BEFORE_RULE_5: &str = "
+CREATE TEMP TABLE rm_rtx5 ON COMMIT DROP AS
+    SELECT t.ord, t.id, t.amount, t.d, t.reference FROM rm_tx t
+    WHERE NOT EXISTS (SELECT FROM rm_used u WHERE u.id = t.id);
+CREATE INDEX ON rm_rtx5 (amount, d, ord);
+CREATE INDEX ON rm_rtx5 (amount, d, ord) WHERE reference IS NULL;
+CREATE INDEX ON rm_rtx5 (amount, reference, d, ord);
+ANALYZE rm_rtx5;
+CREATE TEMP TABLE rm_rline5 ON COMMIT DROP AS
+    SELECT l.line_no, l.amount, l.d, l.reference,
+           dense_rank() OVER (ORDER BY l.amount, l.d, l.reference) AS key_no
+    FROM rm_line l
+    WHERE NOT EXISTS (SELECT FROM rm_item i WHERE i.line_no = l.line_no);
+ANALYZE rm_rline5;";
+
+/// Rule 5: a remaining line with remaining candidates lists the first ones by the order key
+/// (looked up once per distinct line key). $1 the date window in days, $2 the most listed.
 const RULE_AMOUNT_DATE_AMBIGUOUS: &str = "
+WITH listed AS MATERIALIZED (
+    SELECT k.key_no, c.ids
+    FROM (SELECT key_no, amount, d, reference FROM rm_rline5
+          GROUP BY key_no, amount, d, reference) k
+    CROSS JOIN LATERAL (
+        SELECT array_agg(v.id ORDER BY v.ord) AS ids
+        FROM (
+            SELECT u.id, u.ord
+            FROM (
+                (SELECT t.id, t.ord FROM rm_rtx5 t
+                 WHERE k.reference IS NULL AND t.amount = k.amount
+                   AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
+                 ORDER BY t.d, t.ord LIMIT $2::bigint)
+                UNION ALL
+                (SELECT t.id, t.ord FROM rm_rtx5 t
+                 WHERE k.reference IS NOT NULL AND t.reference IS NULL AND t.amount = k.amount
+                   AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
+                 ORDER BY t.d, t.ord LIMIT $2::bigint)
+                UNION ALL
+                (SELECT t.id, t.ord FROM rm_rtx5 t
+                 WHERE k.reference IS NOT NULL AND t.reference = k.reference
+                   AND t.amount = k.amount
+                   AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
+                 ORDER BY t.d, t.ord LIMIT $2::bigint)
+            ) u
+            ORDER BY u.ord
+            LIMIT $2::bigint
+        ) v
+    ) c
+    WHERE c.ids IS NOT NULL
+)
 INSERT INTO rm_item (line_no, status, rule, candidates)
 SELECT l.line_no, 'ambiguous', 'amount_date', c.ids
-FROM rm_rline5 l
-CROSS JOIN LATERAL (
-    SELECT array_agg(v.id ORDER BY v.ord) AS ids
-    FROM (
-        SELECT u.id, u.ord
-        FROM (
-            (SELECT t.id, t.ord FROM rm_rtx5 t
-             WHERE l.reference IS NULL AND t.amount = l.amount
-               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
-             ORDER BY t.d, t.ord LIMIT $2::bigint)
-            UNION ALL
-            (SELECT t.id, t.ord FROM rm_rtx5 t
-             WHERE l.reference IS NOT NULL AND t.reference IS NULL AND t.amount = l.amount
-               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
-             ORDER BY t.d, t.ord LIMIT $2::bigint)
-            UNION ALL
-            (SELECT t.id, t.ord FROM rm_rtx5 t
-             WHERE l.reference IS NOT NULL AND t.reference = l.reference AND t.amount = l.amount
-               AND t.d BETWEEN l.d - $1::integer AND l.d + $1::integer
-             ORDER BY t.d, t.ord LIMIT $2::bigint)
-        ) u
-        ORDER BY u.ord
-        LIMIT $2::bigint
-    ) v
-) c
-WHERE c.ids IS NOT NULL";
+FROM rm_rline5 l JOIN listed c ON c.key_no = l.key_no";
 
 /// Every item, rule 6 included: one per line (item_no = line_no; undecided lines are missing
 /// in the ledger), then the transfers missing from the statement (unused, dated within the
@@ -407,7 +443,7 @@ impl Storage {
         transaction.batch_execute(DECISION_TABLES).await?;
         transaction.execute(RULE_REFERENCE_AMOUNT, &[]).await?;
         transaction
-            .batch_execute(&REMAINING_SNAPSHOT.replace("{stage}", "2"))
+            .batch_execute(REMAINING_BEFORE_RULE_2)
             .await?;
         transaction
             .execute(RULE_AMOUNT_DATE_UNIQUE, &[&window_days])
@@ -420,7 +456,7 @@ impl Storage {
             .execute(RULES_BY_REFERENCE, &[&max_candidates])
             .await?;
         transaction
-            .batch_execute(&REMAINING_SNAPSHOT.replace("{stage}", "5"))
+            .batch_execute(REMAINING_BEFORE_RULE_5)
             .await?;
         transaction
             .execute(RULE_AMOUNT_DATE_AMBIGUOUS, &[&window_days, &MAX_CANDIDATES])

@@ -149,3 +149,66 @@ async fn the_embedded_cluster_starts_in_an_awkward_folder_is_reused_and_stops_wh
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[tokio::test]
+async fn a_restart_after_a_killed_initdb_a_crash_or_a_power_cut_succeeds_the_first_time() {
+    use ledger::embedded::{Durability, EmbeddedCluster};
+    let root =
+        std::env::temp_dir().join(format!("ledger-restarts-{}", uuid::Uuid::new_v4().simple()));
+    let start = |root: std::path::PathBuf| {
+        std::thread::spawn(move || EmbeddedCluster::start(&root, Durability::Throwaway))
+            .join()
+            .unwrap()
+            .expect("the cluster starts the first time")
+    };
+    let pid_file = root.join("pg").join("postmaster.pid");
+
+    // A first start killed during initdb left a partial folder behind.
+    std::fs::create_dir_all(root.join("pg.initializing")).unwrap();
+    std::fs::write(root.join("pg.initializing").join("PG_VERSION"), "15\n").unwrap();
+    let cluster = start(root.clone());
+    assert_eq!(
+        query_text(&cluster, "SELECT current_database()::text").await,
+        "postgres"
+    );
+    assert!(
+        !root.join("pg.initializing").exists(),
+        "initialised, then renamed into place"
+    );
+
+    // The owner was killed: the server runs on, unowned. The next start adopts it…
+    cluster.abandon();
+    assert!(
+        pid_file.exists(),
+        "a killed owner leaves the server running"
+    );
+    let adopted = start(root.clone());
+    // …and a second process on the folder uses it without owning it.
+    let other = start(root.clone());
+    std::thread::spawn(move || drop(other)).join().unwrap();
+    assert!(
+        pid_file.exists(),
+        "a process that does not own the cluster leaves it running"
+    );
+    std::thread::spawn(move || drop(adopted)).join().unwrap();
+    assert!(
+        !pid_file.exists(),
+        "the owner that adopted the cluster stops it"
+    );
+
+    // A power cut: postmaster.pid remains, naming a pid that is now some other process.
+    std::fs::write(
+        &pid_file,
+        format!("{}\n{}\n", std::process::id(), root.join("pg").display()),
+    )
+    .unwrap();
+    let after_power_cut = start(root.clone());
+    assert_eq!(
+        query_text(&after_power_cut, "SELECT 'up'::text").await,
+        "up"
+    );
+    std::thread::spawn(move || drop(after_power_cut))
+        .join()
+        .unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+}
