@@ -16,7 +16,7 @@ fn fill<R: BufRead>(input: &mut R) -> io::Result<&[u8]> {
     // to return the loop's borrow; the second call only returns what is already buffered.
     loop {
         match input.fill_buf() {
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
             Ok(_) => break,
         }

@@ -218,9 +218,10 @@ fn missing_columns_reason(missing: &[String], in_file: &[String]) -> String {
         .take(LISTED_HEADER_NAMES)
         .map(|name| excerpt(name))
         .collect();
-    let found = match listed.is_empty() {
-        true => "no columns".to_owned(),
-        false => listed.join(", "),
+    let found = if listed.is_empty() {
+        "no columns".to_owned()
+    } else {
+        listed.join(", ")
     };
     format!(
         "missing required column(s) {} (the header row has {found})",

@@ -357,9 +357,10 @@ impl<'a> Mt940Reader<'a> {
             check.add(":61:", "an entry must come between :60F: and :62F:");
         }
         let first_line = field.lines.first().map_or("", String::as_str);
-        let result = match check.is_clean() {
-            true => check_entry(check, first_line, self.currency.as_deref(), &self.options),
-            false => check.finish(None),
+        let result = if check.is_clean() {
+            check_entry(check, first_line, self.currency.as_deref(), &self.options)
+        } else {
+            check.finish(None)
         };
         self.pending = Some(match result {
             Ok(line) => Pending::Line(line),

@@ -323,7 +323,7 @@ mod tests {
             r#""memo":"x","reference":7}"#,
             "\n"
         );
-        let (results, _) = read_all(&text);
+        let (results, _) = read_all(text);
         let fields: Vec<String> = results.into_iter().map(|r| r.unwrap_err().field).collect();
         assert_eq!(fields, vec!["amount", "reference", "\"memo\""]);
     }
