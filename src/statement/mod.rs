@@ -13,7 +13,7 @@
 //!
 //! No async, no clock, no randomness, no file system: the caller owns the bytes. Every buffer is
 //! bounded by [`ParseOptions::max_line_bytes`], and nothing here panics on any input. The formats
-//! are described for bank engineers in docs/STATEMENT_FORMATS.md.
+//! are described for bank engineers in docs/RECONCILIATION.md ("Statement formats").
 
 mod bounded;
 mod camt053;
