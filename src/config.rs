@@ -82,6 +82,12 @@ pub struct ServeArgs {
     /// Most entries in one bank statement (413 above it).
     #[arg(long, env = "LEDGER_MAX_STATEMENT_LINES", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..=2_000_000_000))]
     pub max_statement_lines: u64,
+    /// Longest wait for the next bytes of a request body (408 body_timeout after it).
+    #[arg(long, env = "LEDGER_BODY_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub body_read_timeout_ms: u64,
+    /// Longest wait for a request's line and headers (408 after it).
+    #[arg(long, env = "LEDGER_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub header_read_timeout_ms: u64,
     /// Requests waiting per ledger before new ones get 503 ledger_overloaded.
     #[arg(long, env = "LEDGER_WRITER_QUEUE_CAPACITY", default_value_t = 10_000)]
     pub writer_queue_capacity: usize,
@@ -175,6 +181,8 @@ impl ServeArgs {
                 max_batch_transfers: usize::from(self.max_batch_transfers),
                 max_statement_bytes: self.max_statement_bytes,
                 max_statement_lines: self.max_statement_lines,
+                body_read_timeout_ms: self.body_read_timeout_ms,
+                header_read_timeout_ms: self.header_read_timeout_ms,
             },
             http_workers: self.http_workers,
             shutdown_timeout_seconds: self.shutdown_timeout_seconds,

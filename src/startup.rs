@@ -399,6 +399,9 @@ impl Application {
             .port();
         let mut server = HttpServer::new(move || crate::http::build_app(state.clone()))
             .shutdown_timeout(settings.shutdown_timeout_seconds)
+            .client_request_timeout(std::time::Duration::from_millis(
+                settings.limits.header_read_timeout_ms,
+            ))
             .listen(listener)
             .map_err(|source| StartupError::Listen {
                 address: settings.listen.clone(),

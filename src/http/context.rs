@@ -238,7 +238,24 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
     }
 }
 
-/// A request body read whole, within `LEDGER_MAX_BODY_BYTES`: over it, `413 body_too_large`.
+/// How long a request's body may take to arrive (`LEDGER_BODY_READ_TIMEOUT_MS`).
+pub fn body_read_timeout(request: &HttpRequest) -> std::time::Duration {
+    let millis = request
+        .app_data::<actix_web::web::Data<super::state::AppState>>()
+        .map_or(10_000, |state| state.limits.body_read_timeout_ms);
+    std::time::Duration::from_millis(millis)
+}
+
+pub fn body_timeout() -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        "the request body did not arrive in time; nothing was applied",
+    )
+}
+
+/// A request body read whole, within `LEDGER_MAX_BODY_BYTES` (over it, `413 body_too_large`)
+/// and within `LEDGER_BODY_READ_TIMEOUT_MS` (after it, `408 body_timeout`).
 pub struct BodyBytes(pub actix_web::web::Bytes);
 
 impl std::ops::Deref for BodyBytes {
@@ -255,8 +272,12 @@ impl FromRequest for BodyBytes {
 
     fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let bytes = actix_web::web::Bytes::from_request(request, payload);
+        let timeout = body_read_timeout(request);
         Box::pin(async move {
-            bytes.await.map(BodyBytes).map_err(|error| {
+            let bytes = tokio::time::timeout(timeout, bytes)
+                .await
+                .map_err(|_| body_timeout())?;
+            bytes.map(BodyBytes).map_err(|error| {
                 match error.as_error::<actix_web::error::PayloadError>() {
                     Some(actix_web::error::PayloadError::Overflow) => ApiError::new(
                         actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,

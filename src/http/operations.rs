@@ -26,9 +26,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.health.is_ready().await {
         HttpResponse::Ok().json(HealthBody { status: "ok" })
     } else {
-        HttpResponse::ServiceUnavailable().json(HealthBody {
-            status: "unavailable",
-        })
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(HealthBody {
+                status: "unavailable",
+            })
     }
 }
 

@@ -19,6 +19,11 @@ pub struct Limits {
     pub max_statement_bytes: u64,
     /// Most entries in one statement (413 above it).
     pub max_statement_lines: u64,
+    /// Longest wait for the next bytes of a request body (408 after it): a client that
+    /// announces more than it sends holds no worker for long.
+    pub body_read_timeout_ms: u64,
+    /// Longest wait for a request's head (actix answers 408 after it).
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -30,6 +35,8 @@ impl Default for Limits {
             max_batch_transfers: 1000,
             max_statement_bytes: 256 * 1024 * 1024,
             max_statement_lines: 2_000_000,
+            body_read_timeout_ms: 10_000,
+            header_read_timeout_ms: 5_000,
         }
     }
 }

@@ -165,7 +165,8 @@ pub async fn upload_statement(
         .await?
         .ok_or(Rejection::AccountNotFound(account_id))?;
     let currency = currency_of(&ledger, account.currency.code())?;
-    let spooled = spool(payload, state.limits.max_statement_bytes).await?;
+    let timeout = super::context::body_read_timeout(&request);
+    let spooled = spool(payload, state.limits.max_statement_bytes, timeout).await?;
     if let Some(existing) = state
         .storage
         .statement_by_hash(ledger.id, &spooled.sha256)
@@ -255,12 +256,20 @@ struct Spooled {
     byte_count: u64,
 }
 
-async fn spool(mut payload: web::Payload, max_bytes: u64) -> Result<Spooled, ApiError> {
+/// Spools the body; each chunk must arrive within `timeout` of the previous one.
+async fn spool(
+    mut payload: web::Payload,
+    max_bytes: u64,
+    timeout: std::time::Duration,
+) -> Result<Spooled, ApiError> {
     let file = tempfile::tempfile().map_err(spool_failed)?;
     let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
     let mut hasher = Sha256::new();
     let mut byte_count: u64 = 0;
-    while let Some(chunk) = payload.next().await {
+    while let Some(chunk) = tokio::time::timeout(timeout, payload.next())
+        .await
+        .map_err(|_| super::context::body_timeout())?
+    {
         let chunk = chunk.map_err(|error| {
             ApiError::bad_request(
                 "invalid_body",

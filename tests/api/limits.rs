@@ -670,3 +670,45 @@ async fn a_request_that_finds_no_free_database_connection_is_refused_with_503() 
     assert_eq!(app.get(&path).await.status, StatusCode::OK);
     assert_still_serving(&app).await;
 }
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_a_408_problem_instead_of_holding_a_worker() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut settings = settings_for(fresh_database().await);
+    settings.limits.body_read_timeout_ms = 300;
+    let app = spawn_app_with(settings).await;
+    app.create_ledger("main").await;
+    let bank = app.open_account("main", "bank", json!({})).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let requests = [
+        (
+            "/v1/ledgers".to_owned(),
+            "application/json",
+            app.tokens.admin.clone(),
+        ),
+        (
+            format!("/v1/ledgers/main/statements?account_id={bank}"),
+            "text/csv",
+            app.tokens.writer.clone(),
+        ),
+    ];
+    for (path, content_type, token) in requests {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: {content_type}\r\nIdempotency-Key: slow\r\nContent-Length: 100\r\n\r\n{{\"na"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut response = vec![0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut response))
+            .await
+            .expect("the service answers a stalled body by itself")
+            .unwrap();
+        let text = String::from_utf8_lossy(&response[..read]).to_lowercase();
+        assert!(text.starts_with("http/1.1 408"), "{path}: {text}");
+        assert!(
+            text.contains("application/problem+json") && text.contains("body_timeout"),
+            "{path}: {text}"
+        );
+    }
+}
