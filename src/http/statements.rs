@@ -69,6 +69,13 @@ impl StatementQuery {
     }
 }
 
+/// A line of a statement that repeats an earlier one.
+#[derive(Serialize, ToSchema)]
+pub struct DuplicateLineBody {
+    pub line: u64,
+    pub duplicate_of: u64,
+}
+
 /// A stored statement. Amounts are signed: positive is money into the account.
 #[derive(Serialize, ToSchema)]
 pub struct StatementBody {
@@ -84,6 +91,9 @@ pub struct StatementBody {
     /// Lines with the same external id, or the same reference, date and amount, as an earlier
     /// line of the file: kept, and flagged here.
     pub duplicate_line_count: u64,
+    /// The flagged lines (at most the first 1,000), each with the earlier line it repeats;
+    /// only in `GET …/statements/{id}`.
+    pub duplicate_lines: Option<Vec<DuplicateLineBody>>,
     pub currency: String,
     pub statement_ref: Option<String>,
     pub account_identifier: Option<String>,
@@ -113,6 +123,7 @@ impl StatementBody {
             byte_count: record.byte_count,
             line_count: record.line_count,
             duplicate_line_count: record.duplicate_line_count,
+            duplicate_lines: None,
             currency: record.currency.clone(),
             statement_ref: record.statement_ref.clone(),
             account_identifier: record.account_identifier.clone(),
@@ -578,7 +589,15 @@ pub async fn get_statement(
         .statement(ledger.id, id)
         .await?
         .ok_or_else(|| statement_not_found(id))?;
-    Ok(HttpResponse::Ok().json(StatementBody::new(ledger.name.as_str(), &record)))
+    let duplicates = state.storage.duplicate_lines(ledger.id, id, 1_000).await?;
+    let mut body = StatementBody::new(ledger.name.as_str(), &record);
+    body.duplicate_lines = Some(
+        duplicates
+            .into_iter()
+            .map(|(line, duplicate_of)| DuplicateLineBody { line, duplicate_of })
+            .collect(),
+    );
+    Ok(HttpResponse::Ok().json(body))
 }
 
 pub fn statement_not_found(id: StatementId) -> ApiError {

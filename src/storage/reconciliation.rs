@@ -277,6 +277,28 @@ impl Storage {
         row.as_ref().map(statement_from_row).transpose()
     }
 
+    /// The lines flagged as duplicates, `(line, the earlier line it repeats)`, at most `limit`.
+    pub async fn duplicate_lines(
+        &self,
+        ledger_id: i32,
+        id: StatementId,
+        limit: i64,
+    ) -> Result<Vec<(u64, u64)>, StorageError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT line_no, duplicate_of FROM statement_lines \
+                 WHERE ledger_id = $1 AND statement_id = $2 AND duplicate_of IS NOT NULL \
+                 ORDER BY line_no LIMIT $3",
+                &[&ledger_id, &id.as_uuid(), &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get::<_, i32>(0) as u64, row.get::<_, i32>(1) as u64))
+            .collect())
+    }
+
     pub async fn statement_by_hash(
         &self,
         ledger_id: i32,

@@ -386,6 +386,17 @@ async fn a_statement_with_planted_differences_is_classified_alike_in_all_four_fo
             stored.body["duplicate_line_count"], 1,
             "{content_type}: line 8 repeats line 1"
         );
+        let fetched = app
+            .get(&format!(
+                "/v1/ledgers/main/statements/{}",
+                stored.body["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(
+            fetched.body["duplicate_lines"],
+            json!([{"line": 8, "duplicate_of": 1}])
+        );
+        assert_eq!(fetched.body["sha256"], stored.body["sha256"]);
         let again = upload(app, scenario.bank, content_type, file).await;
         assert_eq!(
             again.status,
@@ -920,4 +931,43 @@ async fn the_worked_example_of_the_reconciliation_doc_is_what_the_example_files_
         "docs/RECONCILIATION.md must show the example's result; it is now:\n{}",
         tables[0]
     );
+}
+
+#[tokio::test]
+async fn a_statement_over_the_byte_or_line_limit_is_refused_with_413() {
+    let mut settings = settings_for(fresh_database().await);
+    settings.limits.max_statement_bytes = 200;
+    settings.limits.max_statement_lines = 2;
+    let app = spawn_app_with(settings).await;
+    app.create_ledger("main").await;
+    let bank = app
+        .open_account("main", "bank", json!({"normal_side": "debit"}))
+        .await;
+    let header = "external_id,booking_date,value_date,amount,currency,reference,description\n";
+    let line = |n: u32| format!("E{n},2026-11-02,,1.00,EUR,,\n");
+    let three_lines = format!("{header}{}{}{}", line(1), line(2), line(3));
+    let too_many = upload(&app, bank, "text/csv", three_lines).await;
+    assert_eq!(
+        (too_many.status, too_many.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "statement_too_large")
+    );
+    let too_big = upload(
+        &app,
+        bank,
+        "text/csv",
+        format!("{header}{}", "x".repeat(300)),
+    )
+    .await;
+    assert_eq!(
+        (too_big.status, too_big.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "statement_too_large")
+    );
+    let two_lines = upload(
+        &app,
+        bank,
+        "text/csv",
+        format!("{header}{}{}", line(1), line(2)),
+    )
+    .await;
+    assert_eq!(two_lines.status, StatusCode::CREATED, "{}", two_lines.text);
 }
