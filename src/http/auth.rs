@@ -107,6 +107,28 @@ pub const POLICY: &[(&str, &str, Permission)] = &[
     ("DELETE", "/v1/api-keys/{id}",                             Permission::ManageKeys),
 ];
 
+/// `405` with the route's methods in `Allow`, or `404` for a template no policy names.
+fn method_not_allowed(method: &Method, template: &str) -> ApiError {
+    let allowed: Vec<&str> = POLICY
+        .iter()
+        .filter(|(_, policy_template, _)| *policy_template == template)
+        .map(|(policy_method, _, _)| *policy_method)
+        .collect();
+    if allowed.is_empty() {
+        return ApiError::not_found("route_not_found", "no such route");
+    }
+    let mut error = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not a method of this route; it takes {}",
+            allowed.join(", ")
+        ),
+    );
+    error.allow = Some(allowed.join(", "));
+    error
+}
+
 pub fn permission_for(method: &Method, template: &str) -> Option<Permission> {
     POLICY
         .iter()
@@ -286,7 +308,7 @@ async fn authorize(request: &ServiceRequest) -> Result<Option<Caller>, ApiError>
         return Ok(None);
     };
     let permission = permission_for(request.method(), &template)
-        .ok_or_else(|| ApiError::not_found("route_not_found", "no such route"))?;
+        .ok_or_else(|| method_not_allowed(request.method(), &template))?;
     if permission == Permission::Open {
         return Ok(None);
     }

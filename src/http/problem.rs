@@ -22,6 +22,8 @@ pub struct ApiError {
     pub extensions: Map<String, Value>,
     /// Seconds the client should wait before retrying (`Retry-After`).
     pub retry_after_seconds: Option<u64>,
+    /// The methods a route takes, for a `405` (`Allow`).
+    pub allow: Option<String>,
 }
 
 /// The problem document (RFC 9457) every error answers with.
@@ -46,6 +48,7 @@ impl ApiError {
             detail: detail.into(),
             extensions: Map::new(),
             retry_after_seconds: None,
+            allow: None,
         }
     }
 
@@ -146,6 +149,9 @@ impl ResponseError for ApiError {
         response.content_type("application/problem+json");
         if let Some(seconds) = self.retry_after_seconds {
             response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        if let Some(methods) = &self.allow {
+            response.insert_header(("Allow", methods.as_str()));
         }
         response.body(self.body().to_string())
     }

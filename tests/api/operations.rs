@@ -119,3 +119,27 @@ async fn a_body_over_the_limit_is_refused_and_the_service_keeps_serving() {
     );
     assert_eq!(app.get("/v1/ledgers/main").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_known_route_with_another_method_is_405_naming_the_methods_it_takes() {
+    let app = spawn_app().await;
+    for (method, path, allowed) in [
+        ("DELETE", "/v1/ledgers", "POST, GET"),
+        ("PUT", "/v1/ledgers/main/transfers", "POST, GET"),
+        ("POST", "/health/live", "GET"),
+    ] {
+        let reply = app
+            .send(method, path, None, Some(&app.tokens.admin), None)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(reply.code(), "method_not_allowed");
+        assert_eq!(reply.content_type(), "application/problem+json");
+        assert_eq!(reply.headers["allow"], allowed, "{method} {path}");
+    }
+    let unknown = app.send("DELETE", "/no/such/route", None, None, None).await;
+    assert_eq!(unknown.code(), "route_not_found");
+}
