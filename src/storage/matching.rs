@@ -8,12 +8,14 @@
 //!
 //! - equality rules (reference + amount, the per-reference groups) are hash joins and
 //!   aggregates;
-//! - the date-window rules never pair every line with every transfer: each line asks an index of
-//!   the remaining transfers for at most 2 (unique match) or 20 (ambiguous candidates) entries of
-//!   its amount within the window, and each transfer asks an index of the remaining lines for at
-//!   most 2. The reference condition ("not both references present and different") is split into
-//!   index ranges that need no filtering: a line without a reference looks at every transfer, a
-//!   line with reference `r` at the transfers without one and at those with `r`.
+//! - the date-window rules never pair every line with every transfer: lines alike (same amount,
+//!   date and reference) are looked up once, and a lookup asks an index of what remains for at
+//!   most 2 (unique match) or 20 (ambiguous candidates) entries of its amount within the window.
+//!   The reference condition ("not both references present and different") is split into index
+//!   ranges that need no filtering: a key without a reference looks at every transfer; a key
+//!   with reference `r` at the transfers without one — looked up once per amount and date,
+//!   shared by every reference — and at those with `r` (see `candidate_lists`). Rule 2 asks
+//!   the same of the transfers that are some line's only candidate, against the lines.
 //!
 //! The rules, in order; every line and every transfer is used at most once:
 //!
@@ -46,37 +48,53 @@ use super::{Storage, StorageError};
 pub const MAX_CANDIDATES: i64 = 20;
 
 /// The pool's default timeout is sized for requests; a 100,000-line run needs seconds. JIT
-/// compilation costs more than it saves on these statements (a second at 100,000 lines).
+/// compilation costs more than it saves on these statements (a second at 100,000 lines). No
+/// nested loop but the index lookups the statements spell out (`LATERAL`, which can only be
+/// nested loops): every other join is hashed, whatever the estimates of the temporary tables
+/// say, so that no plan ever pairs every line with every transfer.
 const SESSION_SETTINGS: &str =
-    "SET LOCAL statement_timeout = '120s'; SET LOCAL work_mem = '64MB'; SET LOCAL jit = off";
+    "SET LOCAL statement_timeout = '120s'; SET LOCAL work_mem = '64MB'; \
+     SET LOCAL jit = off; SET LOCAL enable_nestloop = off";
 
-/// The ledger's view of the account as of the cut-off: one row per transfer with a non-zero
-/// signed posted amount, dated within [period_start − W, period_end + W], numbered by the order
-/// key (date, journal seq, id).
-/// $1 ledger, $2 account, $3 cutoff seq, $4 normal side, $5 scale, $6 first date, $7 last date.
+/// The account's transfers as of the cut-off: the signed sum of each one's postings on the
+/// account and its last posting that moved the posted balance (analysed before use, so that
+/// what follows is planned on its real size).
+/// $1 ledger, $2 account, $3 cutoff seq, $4 normal side.
+const POSTED_AS_OF_CUTOFF: &str = "
+CREATE TEMP TABLE rm_posted ON COMMIT DROP AS
+SELECT p.transfer_id,
+       sum(CASE WHEN p.side = $4::text THEN p.posted_delta ELSE -p.posted_delta END) AS amount,
+       max(p.seq) FILTER (WHERE p.posted_delta <> 0) AS last_seq
+FROM postings p
+WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq <= $3
+GROUP BY p.transfer_id";
+
+/// The ledger's side of the run: one row per transfer with a non-zero signed posted amount,
+/// dated (UTC) within [period_start − W, period_end + W], numbered by the order key (date,
+/// journal seq, id). The journal event and the transfer are looked up by key for each row
+/// (`OFFSET 0` keeps the lookups from being flattened into joins the planner could reorder
+/// on a misestimate, such as the whole ledger's journal against its transfers), and the date
+/// filter stays outside them. $1 ledger, $2 scale, $3 first date, $4 last date.
 const CANDIDATE_TRANSFERS: &str = "
 CREATE TEMP TABLE rm_tx ON COMMIT DROP AS
-WITH per_transfer AS (
-    SELECT p.transfer_id,
-           sum(CASE WHEN p.side = $4::text THEN p.posted_delta ELSE -p.posted_delta END) AS amount,
-           max(p.seq) FILTER (WHERE p.posted_delta <> 0) AS last_seq
-    FROM postings p
-    WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq <= $3
-    GROUP BY p.transfer_id
-), dated AS (
+WITH dated AS (
     SELECT pt.transfer_id AS id,
-           pt.amount + round(0::numeric, $5::integer) AS amount,
-           (j.at AT TIME ZONE 'UTC')::date AS d,
-           t.journal_seq,
-           t.reference
-    FROM per_transfer pt
-    JOIN journal j ON j.ledger_id = $1 AND j.seq = pt.last_seq
-    JOIN transfers t ON t.ledger_id = $1 AND t.id = pt.transfer_id
+           pt.amount + round(0::numeric, $2::integer) AS amount,
+           j.d, t.journal_seq, t.reference
+    FROM rm_posted pt
+    CROSS JOIN LATERAL (
+        SELECT (j.at AT TIME ZONE 'UTC')::date AS d FROM journal j
+        WHERE j.ledger_id = $1 AND j.seq = pt.last_seq OFFSET 0
+    ) j
+    CROSS JOIN LATERAL (
+        SELECT t.journal_seq, t.reference FROM transfers t
+        WHERE t.ledger_id = $1 AND t.id = pt.transfer_id OFFSET 0
+    ) t
     WHERE pt.amount <> 0
 )
 SELECT row_number() OVER (ORDER BY d, journal_seq, id) AS ord, id, amount, d, reference
 FROM dated
-WHERE d BETWEEN $6::date AND $7::date";
+WHERE d BETWEEN $3::date AND $4::date";
 
 /// The statement's lines, amounts at (at least) the account's scale.
 /// $1 ledger, $2 statement, $3 scale.
@@ -126,14 +144,16 @@ WITH l AS (
 INSERT INTO rm_item (line_no, status, rule, transfer_ids, ledger_amount)
 SELECT line_no, 'matched', 'reference_amount', ARRAY[id], amount FROM pairs";
 
-/// What remains before rule 2, indexed for the date-window lookups: by amount and date (then
-/// the order key), all of them, those without a reference, and by amount, reference and date.
-/// `key_no` numbers the distinct (amount, date, reference): rows alike have the same candidates,
-/// so each key is looked up once (a statement of 100,000 identical lines costs one lookup).
+/// What remains before rule 2, indexed for the date-window lookups by amount and date (then the
+/// order key): all of them, those without a reference, and by amount, reference and date.
+/// `key_no` numbers the distinct (amount, date, reference), `date_no` the distinct (amount,
+/// date): rows alike have the same candidates, so each is looked up once (see
+/// [`candidate_lists`]).
 const REMAINING_BEFORE_RULE_2: &str = "
 CREATE TEMP TABLE rm_rtx2 ON COMMIT DROP AS
     SELECT t.ord, t.id, t.amount, t.d, t.reference,
-           dense_rank() OVER (ORDER BY t.amount, t.d, t.reference) AS key_no
+           dense_rank() OVER (ORDER BY t.amount, t.d, t.reference) AS key_no,
+           dense_rank() OVER (ORDER BY t.amount, t.d) AS date_no
     FROM rm_tx t
     WHERE NOT EXISTS (SELECT FROM rm_used u WHERE u.id = t.id);
 CREATE INDEX ON rm_rtx2 (amount, d, ord);
@@ -142,7 +162,8 @@ CREATE INDEX ON rm_rtx2 (amount, reference, d, ord);
 ANALYZE rm_rtx2;
 CREATE TEMP TABLE rm_rline2 ON COMMIT DROP AS
     SELECT l.line_no, l.amount, l.d, l.reference,
-           dense_rank() OVER (ORDER BY l.amount, l.d, l.reference) AS key_no
+           dense_rank() OVER (ORDER BY l.amount, l.d, l.reference) AS key_no,
+           dense_rank() OVER (ORDER BY l.amount, l.d) AS date_no
     FROM rm_line l
     WHERE NOT EXISTS (SELECT FROM rm_item i WHERE i.line_no = l.line_no);
 CREATE INDEX ON rm_rline2 (amount, d, line_no);
@@ -150,75 +171,151 @@ CREATE INDEX ON rm_rline2 (amount, d, line_no) WHERE reference IS NULL;
 CREATE INDEX ON rm_rline2 (amount, reference, d, line_no);
 ANALYZE rm_rline2;";
 
-/// Rule 2: a line whose only candidate has that line as its only candidate. Each distinct line
-/// key looks up at most two candidates per index range; only the keys of transfers that are
-/// some line's only candidate look up their candidate lines, likewise. (Two transfers of one
-/// key are both candidates of any line of theirs, so neither is ever a line's only one.)
-/// $1 the date window in days.
-const RULE_AMOUNT_DATE_UNIQUE: &str = "
-WITH line_keys AS MATERIALIZED (
-    SELECT k.key_no, c.id
-    FROM (SELECT key_no, amount, d, reference FROM rm_rline2
-          GROUP BY key_no, amount, d, reference) k
-    CROSS JOIN LATERAL (
-        SELECT (array_agg(u.id))[1] AS id, count(*) AS n
-        FROM (
-            (SELECT t.id FROM rm_rtx2 t
-             WHERE k.reference IS NULL AND t.amount = k.amount
-               AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-             LIMIT 2)
-            UNION ALL
-            (SELECT t.id FROM rm_rtx2 t
-             WHERE k.reference IS NOT NULL AND t.reference IS NULL AND t.amount = k.amount
-               AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-             LIMIT 2)
-            UNION ALL
-            (SELECT t.id FROM rm_rtx2 t
-             WHERE k.reference IS NOT NULL AND t.reference = k.reference AND t.amount = k.amount
-               AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-             LIMIT 2)
-        ) u
-    ) c
-    WHERE c.n = 1
-), line_unique AS MATERIALIZED (
-    SELECT l.line_no, lk.id
-    FROM rm_rline2 l JOIN line_keys lk ON lk.key_no = l.key_no
-), transfer_keys AS (
-    SELECT k.key_no, c.line_no
-    FROM (SELECT t.key_no, t.amount, t.d, t.reference
-          FROM rm_rtx2 t
-          WHERE t.id IN (SELECT id FROM line_unique)
-          GROUP BY t.key_no, t.amount, t.d, t.reference) k
-    CROSS JOIN LATERAL (
-        SELECT (array_agg(u.line_no))[1] AS line_no, count(*) AS n
-        FROM (
-            (SELECT l.line_no FROM rm_rline2 l
-             WHERE k.reference IS NULL AND l.amount = k.amount
-               AND l.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-             LIMIT 2)
-            UNION ALL
-            (SELECT l.line_no FROM rm_rline2 l
-             WHERE k.reference IS NOT NULL AND l.reference IS NULL AND l.amount = k.amount
-               AND l.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-             LIMIT 2)
-            UNION ALL
-            (SELECT l.line_no FROM rm_rline2 l
-             WHERE k.reference IS NOT NULL AND l.reference = k.reference AND l.amount = k.amount
-               AND l.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-             LIMIT 2)
-        ) u
-    ) c
-    WHERE c.n = 1
-), pairs AS MATERIALIZED (
+/// What remains before rule 5, when rules 2 to 4 used transfers: the transfers, indexed as
+/// before rule 2.
+const TRANSFERS_BEFORE_RULE_5: &str = "
+CREATE TEMP TABLE rm_rtx5 ON COMMIT DROP AS
+    SELECT t.* FROM rm_rtx2 t
+    WHERE NOT EXISTS (SELECT FROM rm_used u WHERE u.id = t.id);
+CREATE INDEX ON rm_rtx5 (amount, d, ord);
+CREATE INDEX ON rm_rtx5 (amount, d, ord) WHERE reference IS NULL;
+CREATE INDEX ON rm_rtx5 (amount, reference, d, ord);
+ANALYZE rm_rtx5;";
+
+/// What remains before rule 5: the lines with their keys (rule 5 looks up transfers, never
+/// lines, so no index).
+const LINES_BEFORE_RULE_5: &str = "
+CREATE TEMP TABLE rm_rline5 ON COMMIT DROP AS
+    SELECT l.* FROM rm_rline2 l
+    WHERE NOT EXISTS (SELECT FROM rm_item i WHERE i.line_no = l.line_no);
+ANALYZE rm_rline5;";
+
+const COUNT_USED: &str = "SELECT count(*) FROM rm_used";
+
+/// Common table expressions ending in `{prefix}lists (key_no, ids)`: for every distinct key
+/// (amount, date, reference) of `drivers` (rows with key_no, date_no, amount, d, reference),
+/// candidates among `targets` (indexed as `rm_rtx2`), NULL when it has none. A candidate has
+/// the same amount, a date at most `$1` days away and no reference different from the key's.
+/// With `order` (a column of `targets` that sorts like (d, order), as the transfers' `ord`
+/// does), `ids` are the first `limit` candidates in that order; without, `ids` holds at most
+/// 2 × `limit` of them, in no particular order, and only its size below `limit` (and its one
+/// element when it has one) means anything — what rule 2 needs.
+///
+/// Nothing walks over more than `limit` index entries per lookup, whatever the data: a key
+/// without a reference takes the first candidates of its (amount, date) of any reference; a key
+/// with one merges the first candidates without a reference — looked up once per (amount,
+/// date), shared by all the references of that amount and day — with the first of its own
+/// reference. So 100,000 lines of one amount and day, with or without 100,000 different
+/// references, cost one shared lookup plus one cheap lookup per reference.
+fn candidate_lists(
+    prefix: &str,
+    drivers: &str,
+    targets: &str,
+    id: &str,
+    order: Option<&str>,
+    limit: &str,
+) -> String {
+    let window = "t.amount = k.amount AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer";
+    let first = |condition: &str| match order {
+        Some(ord) => format!(
+            "SELECT array_agg(c.x ORDER BY c.o) AS ids, array_agg(c.o ORDER BY c.o) AS ords
+             FROM (SELECT t.{id} AS x, t.{ord} AS o FROM {targets} t
+                   WHERE {condition} AND {window}
+                   ORDER BY t.d, t.{ord} LIMIT {limit}) c"
+        ),
+        None => format!(
+            "SELECT array_agg(c.x) AS ids, NULL::bigint[] AS ords
+             FROM (SELECT t.{id} AS x FROM {targets} t
+                   WHERE {condition} AND {window}
+                   LIMIT {limit}) c"
+        ),
+    };
+    let any_reference = first("k.for_null");
+    let without_reference = first("k.for_ref AND t.reference IS NULL");
+    let same_reference = first("t.reference = k.reference");
+    let merged = match order {
+        Some(_) => format!(
+            "CASE WHEN r.ids IS NULL THEN b.null_ids
+                  WHEN b.null_ids IS NULL THEN r.ids
+                  ELSE (SELECT array_agg(m.x ORDER BY m.o)
+                        FROM (SELECT u.x, u.o
+                              FROM unnest(b.null_ids || r.ids, b.null_ords || r.ords) AS u(x, o)
+                              ORDER BY u.o LIMIT {limit}) m)
+             END"
+        ),
+        None => "b.null_ids || r.ids".to_owned(),
+    };
+    format!(
+        "{prefix}keys AS MATERIALIZED (
+    SELECT key_no, date_no, amount, d, reference FROM {drivers} drv
+    GROUP BY key_no, date_no, amount, d, reference
+), {prefix}by_date AS MATERIALIZED (
+    SELECT k.date_no, a.ids AS all_ids, n.ids AS null_ids, n.ords AS null_ords
+    FROM (SELECT date_no, amount, d, bool_or(reference IS NULL) AS for_null,
+                 bool_or(reference IS NOT NULL) AS for_ref
+          FROM {prefix}keys GROUP BY date_no, amount, d) k
+    CROSS JOIN LATERAL ({any_reference}) a
+    CROSS JOIN LATERAL ({without_reference}) n
+), {prefix}by_reference AS MATERIALIZED (
+    SELECT k.key_no, r.ids, r.ords
+    FROM {prefix}keys k
+    CROSS JOIN LATERAL ({same_reference}) r
+    WHERE k.reference IS NOT NULL
+), {prefix}lists AS MATERIALIZED (
+    SELECT k.key_no,
+           CASE WHEN k.reference IS NULL THEN b.all_ids ELSE {merged} END AS ids
+    FROM {prefix}keys k
+    JOIN {prefix}by_date b ON b.date_no = k.date_no
+    LEFT JOIN {prefix}by_reference r ON r.key_no = k.key_no
+)"
+    )
+}
+
+/// Rule 2: a line whose only candidate has that line as its only candidate. Lines look up at
+/// most two candidates per key; only the transfers that are some line's only candidate look up
+/// their candidate lines, likewise. (Two transfers of one key are both candidates of any line
+/// of theirs, so a key's count speaks for each of its transfers.) $1 the date window in days.
+fn rule_amount_date_unique() -> String {
+    let lines = candidate_lists("l_", "rm_rline2", "rm_rtx2", "id", None, "2");
+    let transfers = candidate_lists(
+        "t_",
+        "(SELECT * FROM rm_rtx2 WHERE id IN (SELECT id FROM line_unique))",
+        "rm_rline2",
+        "line_no",
+        None,
+        "2",
+    );
+    format!(
+        "WITH {lines}, line_unique AS MATERIALIZED (
+    SELECT l.line_no, k.ids[1] AS id
+    FROM rm_rline2 l JOIN l_lists k ON k.key_no = l.key_no
+    WHERE cardinality(k.ids) = 1
+), {transfers}, pairs AS MATERIALIZED (
     SELECT lu.line_no, t.id, t.amount
     FROM line_unique lu
     JOIN rm_rtx2 t ON t.id = lu.id
-    JOIN transfer_keys tk ON tk.key_no = t.key_no AND tk.line_no = lu.line_no
+    JOIN t_lists k ON k.key_no = t.key_no
+    WHERE cardinality(k.ids) = 1 AND k.ids[1] = lu.line_no
 ), used AS (
     INSERT INTO rm_used (id) SELECT id FROM pairs
 )
 INSERT INTO rm_item (line_no, status, rule, transfer_ids, ledger_amount)
-SELECT line_no, 'matched', 'amount_date', ARRAY[id], amount FROM pairs";
+SELECT line_no, 'matched', 'amount_date', ARRAY[id], amount FROM pairs"
+    )
+}
+
+/// Rule 5: a remaining line with remaining candidates lists the first ones by the order key,
+/// among `transfers` (what remains of them). $1 the date window in days, $2 the most listed.
+fn rule_amount_date_ambiguous(transfers: &str) -> String {
+    let lists = candidate_lists("", "rm_rline5", transfers, "id", Some("ord"), "$2::bigint");
+    format!(
+        "WITH {lists}
+INSERT INTO rm_item (line_no, status, rule, candidates)
+SELECT l.line_no, 'ambiguous', 'amount_date', k.ids
+FROM rm_rline5 l JOIN lists k ON k.key_no = l.key_no
+WHERE k.ids IS NOT NULL"
+    )
+}
 
 /// Rules 3 and 4 work per reference on what remains after rule 2: how many lines (and the
 /// first), how many transfers, their sum, all their ids by the order key when there is one line
@@ -273,61 +370,6 @@ SELECT line_no,
        CASE WHEN kind <> 'ambiguous' THEN total END
 FROM g";
 
-/// What remains before rule 5: the transfers indexed as before rule 2, the lines by key only
-/// (rule 5 looks up transfers, never lines).
-const REMAINING_BEFORE_RULE_5: &str = "
-CREATE TEMP TABLE rm_rtx5 ON COMMIT DROP AS
-    SELECT t.ord, t.id, t.amount, t.d, t.reference FROM rm_tx t
-    WHERE NOT EXISTS (SELECT FROM rm_used u WHERE u.id = t.id);
-CREATE INDEX ON rm_rtx5 (amount, d, ord);
-CREATE INDEX ON rm_rtx5 (amount, d, ord) WHERE reference IS NULL;
-CREATE INDEX ON rm_rtx5 (amount, reference, d, ord);
-ANALYZE rm_rtx5;
-CREATE TEMP TABLE rm_rline5 ON COMMIT DROP AS
-    SELECT l.line_no, l.amount, l.d, l.reference,
-           dense_rank() OVER (ORDER BY l.amount, l.d, l.reference) AS key_no
-    FROM rm_line l
-    WHERE NOT EXISTS (SELECT FROM rm_item i WHERE i.line_no = l.line_no);
-ANALYZE rm_rline5;";
-
-/// Rule 5: a remaining line with remaining candidates lists the first ones by the order key
-/// (looked up once per distinct line key). $1 the date window in days, $2 the most listed.
-const RULE_AMOUNT_DATE_AMBIGUOUS: &str = "
-WITH listed AS MATERIALIZED (
-    SELECT k.key_no, c.ids
-    FROM (SELECT key_no, amount, d, reference FROM rm_rline5
-          GROUP BY key_no, amount, d, reference) k
-    CROSS JOIN LATERAL (
-        SELECT array_agg(v.id ORDER BY v.ord) AS ids
-        FROM (
-            SELECT u.id, u.ord
-            FROM (
-                (SELECT t.id, t.ord FROM rm_rtx5 t
-                 WHERE k.reference IS NULL AND t.amount = k.amount
-                   AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-                 ORDER BY t.d, t.ord LIMIT $2::bigint)
-                UNION ALL
-                (SELECT t.id, t.ord FROM rm_rtx5 t
-                 WHERE k.reference IS NOT NULL AND t.reference IS NULL AND t.amount = k.amount
-                   AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-                 ORDER BY t.d, t.ord LIMIT $2::bigint)
-                UNION ALL
-                (SELECT t.id, t.ord FROM rm_rtx5 t
-                 WHERE k.reference IS NOT NULL AND t.reference = k.reference
-                   AND t.amount = k.amount
-                   AND t.d BETWEEN k.d - $1::integer AND k.d + $1::integer
-                 ORDER BY t.d, t.ord LIMIT $2::bigint)
-            ) u
-            ORDER BY u.ord
-            LIMIT $2::bigint
-        ) v
-    ) c
-    WHERE c.ids IS NOT NULL
-)
-INSERT INTO rm_item (line_no, status, rule, candidates)
-SELECT l.line_no, 'ambiguous', 'amount_date', c.ids
-FROM rm_rline5 l JOIN listed c ON c.key_no = l.key_no";
-
 /// Every item, rule 6 included: one per line (item_no = line_no; undecided lines are missing
 /// in the ledger), then the transfers missing from the statement (unused, dated within the
 /// period, listed by no ambiguous item) numbered after the last line by the order key.
@@ -375,9 +417,7 @@ impl Storage {
     ) -> Result<bool, StorageError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
-        transaction
-            .batch_execute(SESSION_SETTINGS)
-            .await?;
+        transaction.batch_execute(SESSION_SETTINGS).await?;
         let Some(run) = transaction
             .query_opt(
                 "SELECT r.state, r.items_ready, r.statement_id, r.account_id, r.cutoff_seq, \
@@ -425,16 +465,15 @@ impl Storage {
             .await?;
         transaction
             .execute(
+                POSTED_AS_OF_CUTOFF,
+                &[&ledger_id, &account_id, &cutoff_seq, &normal_side],
+            )
+            .await?;
+        transaction.batch_execute("ANALYZE rm_posted").await?;
+        transaction
+            .execute(
                 CANDIDATE_TRANSFERS,
-                &[
-                    &ledger_id,
-                    &account_id,
-                    &cutoff_seq,
-                    &normal_side,
-                    &scale,
-                    &first_date,
-                    &last_date,
-                ],
+                &[&ledger_id, &scale, &first_date, &last_date],
             )
             .await?;
         transaction
@@ -442,11 +481,10 @@ impl Storage {
             .await?;
         transaction.batch_execute(DECISION_TABLES).await?;
         transaction.execute(RULE_REFERENCE_AMOUNT, &[]).await?;
+        transaction.batch_execute(REMAINING_BEFORE_RULE_2).await?;
+        let used_before_rule_2: i64 = transaction.query_one(COUNT_USED, &[]).await?.get(0);
         transaction
-            .batch_execute(REMAINING_BEFORE_RULE_2)
-            .await?;
-        transaction
-            .execute(RULE_AMOUNT_DATE_UNIQUE, &[&window_days])
+            .execute(&rule_amount_date_unique(), &[&window_days])
             .await?;
         let max_candidates = MAX_CANDIDATES as i32;
         transaction
@@ -455,11 +493,21 @@ impl Storage {
         transaction
             .execute(RULES_BY_REFERENCE, &[&max_candidates])
             .await?;
+        let used_before_rule_5: i64 = transaction.query_one(COUNT_USED, &[]).await?.get(0);
+        // The snapshot of rule 2 still holds exactly the remaining transfers if nothing was used
+        // since (a statement none of whose lines matched in rules 2 to 4).
+        let transfers_before_rule_5 = if used_before_rule_5 == used_before_rule_2 {
+            "rm_rtx2"
+        } else {
+            transaction.batch_execute(TRANSFERS_BEFORE_RULE_5).await?;
+            "rm_rtx5"
+        };
+        transaction.batch_execute(LINES_BEFORE_RULE_5).await?;
         transaction
-            .batch_execute(REMAINING_BEFORE_RULE_5)
-            .await?;
-        transaction
-            .execute(RULE_AMOUNT_DATE_AMBIGUOUS, &[&window_days, &MAX_CANDIDATES])
+            .execute(
+                &rule_amount_date_ambiguous(transfers_before_rule_5),
+                &[&window_days, &MAX_CANDIDATES],
+            )
             .await?;
         let item_count = transaction
             .execute(
