@@ -38,7 +38,7 @@ use crate::domain::{
 };
 use crate::storage::reconciliation::{start_of_day, ItemRow, NewRun, RunRow};
 use crate::storage::LedgerRecord;
-use crate::writer::{Outcome, Snapshot};
+use crate::writer::{Outcome, StateAfter};
 
 /// Items hashed per page while the items file's digest is computed.
 const DIGEST_PAGE_ITEMS: usize = 5_000;
@@ -828,16 +828,16 @@ fn render_resolution(
     outcome: &Outcome,
     request_id: &str,
 ) -> crate::storage::idempotency::StoredResponse {
-    let (snapshot, seq) = match outcome {
+    let (state, seq) = match outcome {
         Outcome::Rejected(rejection) => {
             return ApiError::from(rejection.clone()).to_stored(Some(request_id))
         }
         Outcome::Done {
-            snapshot, last_seq, ..
-        } => (snapshot, *last_seq),
+            state, last_seq, ..
+        } => (state, *last_seq),
     };
-    let adjustment = match snapshot {
-        Snapshot::Transfer(transfer) => Some(TransferBody::new(ledger, transfer)),
+    let adjustment = match state {
+        StateAfter::Transfer(transfer) => Some(TransferBody::new(ledger, transfer)),
         _ => None,
     };
     let mut item = ItemBody::new(before);

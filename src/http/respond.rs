@@ -11,7 +11,7 @@ use super::dto::{AccountBody, BatchItemBody, TransferBatchBody, TransferBody};
 use super::problem::ApiError;
 use crate::domain::LedgerName;
 use crate::storage::idempotency::StoredResponse;
-use crate::writer::{Answer, Outcome, Snapshot};
+use crate::writer::{Answer, Outcome, StateAfter};
 
 /// Whether the request creates something (201 when it did, 200 for a natural-key retry) or acts
 /// on something that exists (200).
@@ -42,13 +42,11 @@ pub fn render(
     intent: Intent,
     request_id: &str,
 ) -> StoredResponse {
-    let (snapshot, created) = match outcome {
+    let (state, created) = match outcome {
         Outcome::Rejected(rejection) => {
             return ApiError::from(rejection.clone()).to_stored(Some(request_id))
         }
-        Outcome::Done {
-            snapshot, created, ..
-        } => (snapshot, *created),
+        Outcome::Done { state, created, .. } => (state, *created),
     };
     let status = if intent == Intent::Create && created {
         StatusCode::CREATED
@@ -58,25 +56,25 @@ pub fn render(
     let location = |kind: &str, id: &dyn std::fmt::Display| {
         (status == StatusCode::CREATED).then(|| format!("/v1/ledgers/{ledger}/{kind}/{id}"))
     };
-    match snapshot {
-        Snapshot::Account(account) => json_response(
+    match state {
+        StateAfter::Account(account) => json_response(
             status,
             location("accounts", &account.id),
             &AccountBody::new(ledger, account),
         ),
-        Snapshot::Transfer(transfer) => json_response(
+        StateAfter::Transfer(transfer) => json_response(
             status,
             location("transfers", &transfer.id),
             &TransferBody::new(ledger, transfer),
         ),
-        Snapshot::Transfers(transfers) => {
+        StateAfter::Transfers(transfers) => {
             let bodies: Vec<TransferBody> = transfers
                 .iter()
                 .map(|transfer| TransferBody::new(ledger, transfer))
                 .collect();
             json_response(status, None, &bodies)
         }
-        Snapshot::Nothing => ApiError::internal().to_stored(Some(request_id)),
+        StateAfter::Nothing => ApiError::internal().to_stored(Some(request_id)),
     }
 }
 
@@ -92,7 +90,7 @@ pub fn render_batch(
         let stored = render(ledger, outcome, Intent::Create, request_id);
         match outcome {
             Outcome::Done {
-                snapshot: Snapshot::Transfer(transfer),
+                state: StateAfter::Transfer(transfer),
                 ..
             } => BatchItemBody {
                 index,
@@ -112,7 +110,7 @@ pub fn render_batch(
         let outcome = outcomes.first().expect("an atomic batch is one command");
         return match outcome {
             Outcome::Done {
-                snapshot: Snapshot::Transfers(transfers),
+                state: StateAfter::Transfers(transfers),
                 created,
                 ..
             } => {
