@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use crate::audit::checkpoint::sign_checkpoint;
+use crate::audit::checkpoint::sign_checkpoint_at;
 use crate::audit::export::{self, AccountBalance, ContentHasher, Header, Line, Manifest, Opening};
 use crate::audit::merkle::{self, LeafRange, MerkleFrontier, SubtreeId};
 use crate::audit::replay::{FaultKind, Replayer};
@@ -122,14 +122,15 @@ impl Auditor<'_> {
         root: Hash32,
     ) -> Result<StoredCheckpoint, AuditError> {
         let origin = self.signer.origin(ledger.name.as_str());
-        let note = sign_checkpoint(&origin, size, &root, self.signer.key())
+        let issued_at = crate::writer::now();
+        let note = sign_checkpoint_at(&origin, size, &root, issued_at, self.signer.key())
             .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
         let checkpoint = StoredCheckpoint {
             tree_size: size,
             root,
             note,
             key_id: self.signer.key_id().to_owned(),
-            issued_at: crate::writer::now(),
+            issued_at,
         };
         Ok(self
             .storage
@@ -413,7 +414,9 @@ impl Auditor<'_> {
 
     /// The integrity check (§7): the chain (seq from 1 without gaps, every hash and prev_hash),
     /// the Merkle tree against the head's frontier and the latest checkpoint, the journal
-    /// replayed through the engine against the stored balances, §4.2 and §4.3.
+    /// replayed through the engine (with every limit and the provenance rules `ledger-verify`
+    /// holds it to) against the stored balances, §4.2 on the replay (summed without a bound,
+    /// as `ledger-verify` does) and on the tables, and §4.3.
     /// Returns the last seq checked and the findings (empty: passed).
     ///
     /// Writers may commit while it runs. The checkpoint is read before the head and the journal
@@ -430,6 +433,7 @@ impl Auditor<'_> {
             .check_journal(ledger, &head, checkpoint.as_ref(), &mut findings)
             .await?;
         if let Some(book) = replayed {
+            check_currencies_of_replay(&book, &mut findings);
             self.check_balances_against_replay(ledger, head.chain.seq, &book, &mut findings)
                 .await?;
         }
@@ -448,7 +452,7 @@ impl Auditor<'_> {
     ) -> Result<Option<Book>, AuditError> {
         let mut frontier = MerkleFrontier::new();
         let mut previous = ChainHead::GENESIS;
-        let mut replayer = Some(Replayer::new());
+        let mut replayer = Some(Replayer::new().with_provenance_rules());
         let mut after = 0;
         'pages: loop {
             let page = self
@@ -580,6 +584,19 @@ impl Findings {
 
     fn into_vec(self) -> Vec<Value> {
         self.0
+    }
+}
+
+/// §4.2 on the replayed ledger: per currency, the sums over all accounts in minor units (an
+/// `i128`, so totals beyond 10^28 minor units are summed exactly, as `ledger-verify` does).
+fn check_currencies_of_replay(book: &Book, findings: &mut Findings) {
+    match book.currency_totals() {
+        Ok(totals) => {
+            for (currency, totals) in totals.iter().filter(|(_, totals)| !totals.is_balanced()) {
+                findings.push(json!({"check": "balanced_currencies", "detail": format!("{currency} in the replayed journal: {totals}")}));
+            }
+        }
+        Err(detail) => findings.push(json!({"check": "balanced_currencies", "detail": detail})),
     }
 }
 

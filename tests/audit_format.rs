@@ -1,9 +1,10 @@
 //! The worked example of docs/AUDIT_FORMAT.md, rebuilt from the code: the document may not drift
-//! from what the service writes. `PRINT_AUDIT_EXAMPLE=1 cargo test --test audit_format` prints
-//! the section to paste after a deliberate format change.
+//! from what the service writes. `PRINT_AUDIT_EXAMPLE=1 cargo test --test audit_format --
+//! --nocapture` prints the section to paste after a deliberate format change (and the lists of
+//! limits and of ISO 4217 codes, which the document must state as the code does).
 
 use ed25519_dalek::SigningKey;
-use ledger::audit::checkpoint::sign_checkpoint;
+use ledger::audit::checkpoint::sign_checkpoint_at;
 use ledger::audit::export::{self, AccountBalance, ContentHasher, Header, Line, Manifest};
 use ledger::audit::merkle::{self, MerkleFrontier};
 use ledger::audit::{ChainHead, JournalEvent, Provenance};
@@ -95,7 +96,8 @@ fn example() -> (SigningKey, Vec<JournalEvent>, Vec<Vec<u8>>) {
     lines.push(
         Line::Checkpoint {
             tree_size: to_seq,
-            note: sign_checkpoint(ORIGIN, to_seq, &frontier.root(), &key).unwrap(),
+            // Signed as the service signs it: with the time of signing (after the last event).
+            note: sign_checkpoint_at(ORIGIN, to_seq, &frontier.root(), at(4_000), &key).unwrap(),
         }
         .encode(),
     );
@@ -196,6 +198,66 @@ fn the_worked_example_hashes_as_the_document_says() {
             event.hash,
             "seq {}",
             event.seq
+        );
+    }
+}
+
+fn audit_format() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/AUDIT_FORMAT.md")).unwrap()
+}
+
+/// The line of docs/AUDIT_FORMAT.md §2.1 for a limit.
+fn limit_line(limit: &ledger::domain::limits::Limit) -> String {
+    format!("- `{}`: {}.", limit.name, limit.rule)
+}
+
+#[test]
+fn the_format_lists_every_limit_of_the_core_as_the_code_states_it() {
+    if std::env::var("PRINT_AUDIT_EXAMPLE").is_ok() {
+        for limit in ledger::domain::limits::ALL {
+            println!("{}", limit_line(limit));
+        }
+        return;
+    }
+    let doc = audit_format();
+    let missing: Vec<String> = ledger::domain::limits::ALL
+        .iter()
+        .map(|limit| limit_line(limit))
+        .filter(|line| !doc.contains(line.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/AUDIT_FORMAT.md §2.1 must list these limits, one line each:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn the_format_lists_the_iso_4217_table_of_the_code() {
+    if std::env::var("PRINT_AUDIT_EXAMPLE").is_ok() {
+        for (scale, codes) in &ledger::domain::money::ISO_4217_TABLE {
+            println!("- {scale} decimals: {}.", codes.join(", "));
+        }
+        return;
+    }
+    let doc = audit_format();
+    assert!(doc.contains(ledger::domain::money::ISO_4217_EDITION));
+    for (scale, codes) in &ledger::domain::money::ISO_4217_TABLE {
+        let line = format!("- {scale} decimals: {}.", codes.join(", "));
+        assert!(
+            doc.contains(&line),
+            "docs/AUDIT_FORMAT.md §2.2 must list\n{line}"
+        );
+    }
+}
+
+#[test]
+fn the_format_names_every_fault_code_of_ledger_verify() {
+    let doc = audit_format();
+    for code in ledger::audit::verify::ExportFaultKind::ALL_CODES {
+        assert!(
+            doc.contains(&format!("`{code}`")),
+            "{code} is not documented"
         );
     }
 }

@@ -12,22 +12,31 @@ use base64::Engine;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use ledger::audit::checkpoint::sign_checkpoint;
+use ledger::audit::checkpoint::{sign_checkpoint, sign_checkpoint_at};
 use ledger::audit::export::{
     key_id, sign_manifest, AccountBalance, ContentHasher, ExportSignature, Header, Line, Manifest,
     Opening,
 };
+use ledger::audit::jcs::canonical_json;
 use ledger::audit::merkle::{leaf_hash, InMemoryMerkleTree, MerkleFrontier};
 use ledger::audit::replay::Replayer;
-use ledger::audit::verify::{split_lines, verify_export, ExportFault, ExportFaultKind, Report};
+use ledger::audit::time::format_timestamp;
+use ledger::audit::verify::{
+    split_lines, verify_export, verify_export_with, Anchor, AnchorProof, ExportFault,
+    ExportFaultKind, Report, TrustedKey, Verification,
+};
 use ledger::audit::{ChainHead, Hash32, JournalEvent, Provenance};
+use ledger::domain::limits;
 use ledger::domain::money::parse_amount;
 use ledger::domain::*;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 const ORIGIN: &str = "ledger/main";
+/// The API key id every client event of the journals below is caused by.
+const KEY_ID: &str = "0190e7a4-0000-7000-8000-0000000000a1";
 
 // ------------------------------------------------------------------ a journal, built purely
 
@@ -221,6 +230,15 @@ fn history() -> Vec<(i64, Command)> {
     ]
 }
 
+/// The provenance of a client's request: the API key's id, a request id.
+fn client(index: usize) -> Provenance {
+    Provenance {
+        actor: KEY_ID.into(),
+        request_id: Some(format!("request-{index}")),
+        idempotency_key: None,
+    }
+}
+
 /// The journal of [`history`]: each accepted command's events sealed onto the chain.
 fn journal() -> Vec<JournalEvent> {
     let name = ledger_name();
@@ -231,12 +249,12 @@ fn journal() -> Vec<JournalEvent> {
     };
     let (mut book, genesis) = Book::genesis(new_ledger, at(0)).unwrap();
     let mut head = ChainHead::GENESIS;
-    let mut journal = vec![head.seal(&name, &genesis, &Provenance::system())];
+    let mut journal = vec![head.seal(&name, &genesis, &client(0))];
     for (index, (seconds, command)) in history().into_iter().enumerate() {
         let provenance = match command {
             Command::ExpireTransfers(_) => Provenance::system(),
             _ => Provenance {
-                actor: "key-1".into(),
+                actor: KEY_ID.into(),
                 request_id: Some(format!("request-{index}")),
                 idempotency_key: None,
             },
@@ -509,6 +527,7 @@ fn a_full_export_verifies_and_its_report_names_the_range_the_root_and_the_key() 
             checkpoint_size: to_seq,
             key_id: key_id(&public_key()),
             lines: lines.len() as u64,
+            anchors: vec![],
         }
     );
     assert_eq!(to_seq, 20, "one command of the history was refused");
@@ -1386,4 +1405,887 @@ proptest! {
             let _ = verify_lines(&resealed(lines));
         }
     }
+}
+
+// ------------------------------------------------------------------ totals beyond 10^28
+
+/// A journal of these commands after the genesis of `main` (with the asset GOLD), sealed.
+fn journal_of(commands: Vec<(i64, Command)>) -> Vec<JournalEvent> {
+    let name = ledger_name();
+    let new_ledger = NewLedger {
+        name: name.clone(),
+        assets: vec![gold()],
+        metadata: Metadata::default(),
+    };
+    let (mut book, genesis) = Book::genesis(new_ledger, at(0)).unwrap();
+    let mut head = ChainHead::GENESIS;
+    let mut journal = vec![head.seal(&name, &genesis, &client(0))];
+    for (index, (seconds, command)) in commands.into_iter().enumerate() {
+        let events = book.execute(&command, at(seconds)).unwrap();
+        let provenance = client(index + 1);
+        journal.extend(
+            events
+                .iter()
+                .map(|applied| head.seal(&name, applied, &provenance)),
+        );
+    }
+    journal
+}
+
+#[test]
+fn currency_totals_beyond_10_to_the_28_minor_units_verify() {
+    // Each amount is legal (below 10^28 minor units), their sum is 10^28 cents: the EUR totals
+    // no longer fit a Decimal of 28 digits, and must still be summed exactly.
+    let largest = format!("{}.99", "9".repeat(26));
+    let journal = journal_of(vec![
+        (1, open(1, "a", eur(), BalanceConstraint::None)),
+        (1, open(2, "b", eur(), BalanceConstraint::None)),
+        (1, open(3, "c", eur(), BalanceConstraint::None)),
+        (1, open(4, "d", eur(), BalanceConstraint::None)),
+        (
+            2,
+            Command::CreateTransfer(transfer(1, 1, 2, &largest, eur())),
+        ),
+        (3, Command::CreateTransfer(transfer(2, 3, 4, "0.01", eur()))),
+    ]);
+    let book = replayed(&journal);
+    let totals = book.currency_totals().unwrap();
+    let euro = &totals[&CurrencyCode::parse("EUR").unwrap()];
+    assert_eq!(euro.posted_debits, 10i128.pow(28));
+    assert!(euro.is_balanced());
+    let lines = export_lines(&journal, 1, journal.len() as u64);
+    let report = verify(&lines).expect("a ledger the service accepts verifies");
+    assert_eq!(report.accounts, 4);
+
+    // A range export opening after the first transfer verifies from its opening state, whose
+    // totals are as large.
+    let range = export_lines(&journal, 7, journal.len() as u64);
+    assert!(verify(&range).is_ok());
+    // And an unbalanced total that large is named in full: one more cent out of nowhere in the
+    // opening state of account d, in its opening line and its final balance alike.
+    let mut unbalanced = export(&journal, 7, journal.len() as u64);
+    for line in &mut unbalanced {
+        match line {
+            Line::OpeningAccount(account) if account.id == account_id(4) => {
+                account.balances.posted_credits += Decimal::new(1, 2);
+            }
+            Line::Balance(balance) if balance.account_id == account_id(4) => {
+                balance.balances.posted_credits += Decimal::new(1, 2);
+            }
+            _ => {}
+        }
+    }
+    let fault = verify_lines(&resealed(unbalanced)).unwrap_err();
+    assert_eq!(fault.code(), "unbalanced_currency", "{fault}");
+    assert_eq!(
+        fault.detail,
+        format!(
+            "EUR: posted debits 1{zeros}.00 vs credits 1{zeros}.01, pending debits 0.00 vs \
+             credits 0.00",
+            zeros = "0".repeat(26)
+        )
+    );
+}
+
+/// Events re-chained after a change: prev_hash and hash recomputed from the first event on.
+fn rechained(mut journal: Vec<JournalEvent>) -> Vec<JournalEvent> {
+    let mut previous = Hash32::ZERO;
+    for event in &mut journal {
+        event.prev_hash = previous;
+        event.hash = event.computed_hash();
+        previous = event.hash;
+    }
+    journal
+}
+
+// ------------------------------------------------------------------ every limit, forged with the key
+
+/// The lines of an export as JSON objects, without manifest and signature.
+fn json_lines(lines: &[Line]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter(|line| !matches!(line, Line::Manifest(_) | Line::Signature(_)))
+        .map(Line::to_json)
+        .collect()
+}
+
+/// What a forger holding the key makes of changed JSON lines: every event re-chained, the
+/// checkpoint re-signed over the new root under the header's origin, a new manifest signed.
+fn resealed_json(mut lines: Vec<Value>) -> Vec<Vec<u8>> {
+    let key = signing_key();
+    let origin = lines[0]["origin"].as_str().unwrap_or_default().to_owned();
+    let mut previous = Hash32::ZERO;
+    let mut merkle = MerkleFrontier::new();
+    for line in &mut lines {
+        match line["kind"].as_str().unwrap() {
+            "opening" => {
+                previous = Hash32::from_hex(line["hash"].as_str().unwrap()).unwrap();
+                let hashes = line["merkle_frontier"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|hash| Hash32::from_hex(hash.as_str().unwrap()).unwrap())
+                    .collect();
+                merkle = MerkleFrontier::from_parts(line["merkle_size"].as_u64().unwrap(), hashes)
+                    .unwrap();
+            }
+            "event" => {
+                let event = line["event"].as_object_mut().unwrap();
+                event.insert("prev_hash".into(), json!(previous.to_hex()));
+                event.remove("hash");
+                let hash = Hash32::sha256(&canonical_json(&Value::Object(event.clone())));
+                event.insert("hash".into(), json!(hash.to_hex()));
+                previous = hash;
+                merkle.append_event_hash(&hash).unwrap();
+            }
+            "checkpoint" => {
+                let size = line["tree_size"].as_u64().unwrap();
+                line["note"] = json!(sign_checkpoint(&origin, size, &merkle.root(), &key).unwrap());
+            }
+            _ => {}
+        }
+    }
+    let mut bytes: Vec<Vec<u8>> = lines.iter().map(canonical_json).collect();
+    let mut content = ContentHasher::new();
+    bytes.iter().for_each(|line| content.add_line(line));
+    let count = |kind: &str| lines.iter().filter(|line| line["kind"] == kind).count();
+    let header = &lines[0];
+    let manifest = canonical_json(&json!({
+        "kind": "manifest",
+        "format": "ledger-export/1",
+        "ledger": header["ledger"],
+        "origin": header["origin"],
+        "from_seq": header["from_seq"],
+        "to_seq": header["to_seq"],
+        "events": count("event"),
+        "balances": count("balance"),
+        "lines": content.lines(),
+        "content_sha256": content.finish().to_hex(),
+        "key_id": key_id(&key.verifying_key()),
+    }));
+    let signature = Line::Signature(sign_manifest(&manifest, &key)).encode();
+    bytes.push(manifest);
+    bytes.push(signature);
+    bytes
+}
+
+/// The index of the first JSON line that is the event of this seq.
+fn event_index(lines: &[Value], seq: u64) -> usize {
+    lines
+        .iter()
+        .position(|line| line["kind"] == "event" && line["event"]["seq"] == seq)
+        .expect("the event is in the export")
+}
+
+/// A forgery: changes the JSON lines of the full export of [`journal`], returns the index of
+/// the line where the broken limit must be reported.
+type Forgery = Box<dyn Fn(&mut Vec<Value>) -> usize>;
+
+/// Sets `data[key]` of the event of this seq.
+fn forge_data(seq: u64, key: &'static str, value: Value) -> Forgery {
+    Box::new(move |lines| {
+        let index = event_index(lines, seq);
+        lines[index]["event"]["data"][key] = value.clone();
+        index
+    })
+}
+
+/// Sets a key of the event itself (actor, request_id, ...).
+fn forge_event(seq: u64, key: &'static str, value: Value) -> Forgery {
+    Box::new(move |lines| {
+        let index = event_index(lines, seq);
+        lines[index]["event"][key] = value.clone();
+        index
+    })
+}
+
+/// Sets the header's (and the genesis event's, for assets) value.
+fn forge_header(change: impl Fn(&mut Vec<Value>) + 'static) -> Forgery {
+    Box::new(move |lines| {
+        change(lines);
+        0
+    })
+}
+
+fn set_assets(lines: &mut [Value], assets: Value) {
+    lines[0]["assets"] = assets.clone();
+    lines[1]["event"]["data"]["assets"] = assets;
+}
+
+/// For every limit of the core, one or more exports that break it and nothing else, signed by
+/// the key holder. A limit without an entry here fails `every_limit_has_a_forgery`.
+fn forgeries() -> Vec<(&'static str, Forgery)> {
+    let journal = journal();
+    let opened = |account: u128| {
+        let id = account_id(account).to_string();
+        journal
+            .iter()
+            .find(|event| event.event_type == "account_opened" && event.data["id"] == id.as_str())
+            .unwrap()
+            .seq
+    };
+    let funding = seq_of(&journal, "transfer_created", FUNDING);
+    let held = seq_of(&journal, "transfer_created", PARTLY_POSTED);
+    let posted = seq_of(&journal, "transfer_posted", PARTLY_POSTED);
+    let expired = seq_of(&journal, "transfer_expired", EXPIRED);
+    let reversal = seq_of(&journal, "transfer_reversed", REVERSAL);
+    let wallet = opened(WALLET);
+    let deep = (0..limits::MAX_METADATA_DEPTH).fold(json!({}), |inner, _| json!({ "a": inner }));
+    let many_assets: Vec<Value> = (0..=limits::MAX_ASSETS)
+        .map(|n| json!({"code": format!("CUSTOM_{n}"), "scale": 2}))
+        .collect();
+    vec![
+        (
+            "ledger_name",
+            forge_header(|lines| {
+                lines[0]["ledger"] = json!("Main");
+                for line in lines.iter_mut().filter(|line| line["kind"] == "event") {
+                    line["event"]["ledger"] = json!("Main");
+                }
+            }),
+        ),
+        (
+            "origin",
+            forge_header(|lines| lines[0]["origin"] = json!("ledger/other")),
+        ),
+        (
+            "account_code",
+            forge_data(wallet, "code", json!("has space")),
+        ),
+        (
+            "transfer_code",
+            forge_data(funding, "code", json!("has space")),
+        ),
+        (
+            "reference",
+            forge_data(funding, "reference", json!("r".repeat(129))),
+        ),
+        (
+            "description",
+            forge_data(funding, "description", json!("bell\u{7}")),
+        ),
+        (
+            "currency_code",
+            forge_data(wallet, "currency", json!("eur")),
+        ),
+        (
+            "asset_scale",
+            forge_header(|lines| set_assets(lines, json!([{"code": "GOLD", "scale": 19}]))),
+        ),
+        (
+            "asset_not_iso",
+            forge_header(|lines| {
+                set_assets(
+                    lines,
+                    json!([{"code": "GOLD", "scale": 3}, {"code": "USD", "scale": 2}]),
+                )
+            }),
+        ),
+        (
+            "assets_distinct",
+            forge_header(|lines| {
+                set_assets(
+                    lines,
+                    json!([{"code": "GOLD", "scale": 3}, {"code": "GOLD", "scale": 3}]),
+                )
+            }),
+        ),
+        (
+            "assets_count",
+            forge_header(move |lines| {
+                let mut assets = many_assets.clone();
+                assets[0] = json!({"code": "GOLD", "scale": 3});
+                set_assets(lines, Value::Array(assets))
+            }),
+        ),
+        (
+            "balance_constraint",
+            forge_data(wallet, "credits_must_not_exceed_debits", json!(true)),
+        ),
+        (
+            "timeout_seconds",
+            forge_data(held, "timeout_seconds", json!(0)),
+        ),
+        (
+            "timeout_seconds",
+            forge_data(
+                held,
+                "timeout_seconds",
+                json!(limits::MAX_TIMEOUT_SECONDS + 1),
+            ),
+        ),
+        (
+            "timeout_requires_pending",
+            forge_data(funding, "timeout_seconds", json!(60)),
+        ),
+        ("amount_syntax", forge_data(funding, "amount", json!("1e2"))),
+        (
+            "amount_syntax",
+            forge_data(posted, "amount", json!("-1.00")),
+        ),
+        (
+            "amount_scale",
+            forge_data(funding, "amount", json!("100.0")),
+        ),
+        (
+            "amount_positive",
+            forge_data(funding, "amount", json!("0.00")),
+        ),
+        (
+            "amount_positive",
+            forge_data(posted, "amount", json!("0.00")),
+        ),
+        (
+            "amount_positive",
+            forge_data(reversal, "amount", json!("0.00")),
+        ),
+        (
+            "amount_max",
+            forge_data(funding, "amount", json!(format!("1{}.00", "0".repeat(26)))),
+        ),
+        (
+            "metadata_object",
+            forge_data(wallet, "metadata", json!(["owner"])),
+        ),
+        (
+            "metadata_size",
+            forge_data(
+                wallet,
+                "metadata",
+                json!({ "k": "x".repeat(limits::MAX_METADATA_BYTES) }),
+            ),
+        ),
+        (
+            "metadata_depth",
+            forge_data(wallet, "metadata", json!({ "a": deep })),
+        ),
+        (
+            "metadata_numbers",
+            forge_data(
+                wallet,
+                "metadata",
+                json!({ "n": limits::MAX_METADATA_NUMBER + 1 }),
+            ),
+        ),
+        (
+            "metadata_text",
+            forge_data(wallet, "metadata", json!({ "s": "a\u{0}b" })),
+        ),
+        ("actor", forge_event(funding, "actor", json!("system"))),
+        ("actor", forge_event(expired, "actor", json!(KEY_ID))),
+        ("actor", forge_event(funding, "actor", json!("key-1"))),
+        ("actor", forge_event(1, "actor", json!("system"))),
+        (
+            "actor",
+            forge_event(wallet, "actor", json!(KEY_ID.to_uppercase())),
+        ),
+        (
+            "request_id",
+            forge_event(funding, "request_id", json!("has space")),
+        ),
+        (
+            "idempotency_key",
+            forge_event(funding, "idempotency_key", json!("tab\there")),
+        ),
+    ]
+}
+
+#[test]
+fn every_limit_has_a_forgery() {
+    let forged: Vec<&str> = forgeries().iter().map(|(name, _)| *name).collect();
+    for limit in limits::ALL {
+        assert!(
+            forged.contains(&limit.name),
+            "the limit {} has no forgery in tests/verify.rs",
+            limit.name
+        );
+    }
+    for name in forged {
+        assert!(
+            limits::ALL.iter().any(|limit| limit.name == name),
+            "{name} is not a limit"
+        );
+    }
+}
+
+#[test]
+fn an_export_breaking_any_limit_is_refused_by_ledger_verify_even_when_re_signed() {
+    let base = json_lines(&full_export());
+    assert!(
+        verify(&resealed_json(base.clone())).is_ok(),
+        "the base verifies"
+    );
+    let pem = TempFile::new("limits-key.pem", public_key_pem().as_bytes());
+    for (index, (name, forge)) in forgeries().into_iter().enumerate() {
+        let mut lines = base.clone();
+        let broken_line = forge(&mut lines) as u64 + 1;
+        let bytes = resealed_json(lines);
+        let fault = verify(&bytes).expect_err(name);
+        assert_eq!(
+            (fault.code(), fault.line),
+            ("limit_broken", broken_line),
+            "{name}: {fault}"
+        );
+        assert_eq!(
+            fault.kind,
+            ExportFaultKind::LimitBroken(limits::ALL.iter().find(|l| l.name == name).unwrap()),
+            "{name}: {fault}"
+        );
+        let file = TempFile::new(&format!("limit-{index}.ndjson"), &file_of(&bytes));
+        let (code, output) = run(&[file.path(), "--public-key", pem.path(), "--json"]);
+        assert_eq!(code, 1, "{name}: {output}");
+        let report: Value = serde_json::from_str(&output).unwrap();
+        assert_eq!(
+            (&report["code"], &report["limit"]),
+            (&json!("limit_broken"), &json!(name)),
+            "{output}"
+        );
+    }
+}
+
+#[test]
+fn the_cases_that_printed_verified_before_are_refused_by_the_binary() {
+    let base = json_lines(&full_export());
+    let journal = journal();
+    let held = seq_of(&journal, "transfer_created", PARTLY_POSTED);
+    let expired = seq_of(&journal, "transfer_expired", EXPIRED);
+    let funding = seq_of(&journal, "transfer_created", FUNDING);
+    let cases: Vec<(&str, Forgery)> = vec![
+        (
+            "a transfer by system",
+            forge_event(funding, "actor", json!("system")),
+        ),
+        (
+            "an expiry by an API key",
+            forge_event(expired, "actor", json!(KEY_ID)),
+        ),
+        (
+            "an actor that is no key id",
+            forge_event(funding, "actor", json!("mallory")),
+        ),
+        (
+            "another ledger's origin",
+            forge_header(|lines| lines[0]["origin"] = json!("ledger/other")),
+        ),
+        (
+            "a timeout of 0",
+            forge_data(held, "timeout_seconds", json!(0)),
+        ),
+        (
+            "a timeout over 400 days",
+            forge_data(held, "timeout_seconds", json!(34_560_001)),
+        ),
+    ];
+    let base64 = public_key_base64();
+    for (index, (case, forge)) in cases.into_iter().enumerate() {
+        let mut lines = base.clone();
+        forge(&mut lines);
+        let file = TempFile::new(
+            &format!("verified-before-{index}.ndjson"),
+            &file_of(&resealed_json(lines)),
+        );
+        let (code, output) = run(&[file.path(), "--public-key", &base64]);
+        assert_eq!(code, 1, "{case}: {output}");
+        assert!(output.starts_with("FAILED at line "), "{case}: {output}");
+        assert!(output.contains("limit_broken"), "{case}: {output}");
+    }
+}
+
+// ------------------------------------------------------------------ checkpoints kept by the auditor
+
+/// The signed checkpoint of the first `size` events of `journal`, as the service issues it.
+fn kept_checkpoint(journal: &[JournalEvent], size: u64) -> Anchor {
+    let leaves = journal[..size as usize]
+        .iter()
+        .map(|event| leaf_hash(&event.hash))
+        .collect();
+    let root = InMemoryMerkleTree::from_leaf_hashes(leaves).root();
+    let signed_at = journal[size as usize - 1].at;
+    Anchor {
+        name: format!("kept-{size}"),
+        note: sign_checkpoint_at(ORIGIN, size, &root, signed_at, &signing_key()).unwrap(),
+        consistency: None,
+    }
+}
+
+fn verify_anchored(lines: &[Line], anchors: &[Anchor]) -> Result<Report, ExportFault> {
+    let keys = [TrustedKey::new(public_key())];
+    let verification = Verification {
+        keys: &keys,
+        anchors,
+    };
+    verify_export_with(
+        encoded(lines).into_iter().map(Ok),
+        &verification,
+        &mut |_| {},
+    )
+}
+
+/// The journal a key holder rewrites: the funding transfer's reference changed, every event
+/// re-chained. Every rule still holds, so only a kept checkpoint can tell.
+fn rewritten_journal() -> Vec<JournalEvent> {
+    let mut journal = journal();
+    let funding = seq_of(&journal, "transfer_created", FUNDING);
+    journal[funding as usize - 1].data["reference"] = json!("ref-rewritten");
+    rechained(journal)
+}
+
+#[test]
+fn a_history_rewritten_and_re_signed_is_refused_against_a_checkpoint_kept_before() {
+    let honest = journal();
+    let kept = kept_checkpoint(&honest, 10);
+    let rewritten = export(&rewritten_journal(), 1, 20);
+    assert!(
+        verify_lines(&rewritten).is_ok(),
+        "without an anchor nothing tells"
+    );
+    let fault = verify_anchored(&rewritten, &[kept]).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line, fault.seq),
+        (
+            "anchor_mismatch",
+            line_of(&rewritten, event_seq(10)),
+            Some(10)
+        ),
+        "{fault}"
+    );
+    assert!(fault.detail.contains("kept-10"), "{fault}");
+}
+
+#[test]
+fn an_honest_extension_contains_every_checkpoint_kept_before() {
+    let journal = journal();
+    let anchors: Vec<Anchor> = [1, 10, 13, 20]
+        .iter()
+        .map(|size| kept_checkpoint(&journal, *size))
+        .collect();
+    let report = verify_anchored(&export(&journal, 1, 20), &anchors).unwrap();
+    assert_eq!(report.anchors, vec![1, 10, 13, 20]);
+    assert!(report
+        .to_string()
+        .ends_with("containing the kept checkpoints of size 1, 10, 13, 20"));
+
+    let beyond = verify_anchored(&export(&journal, 1, 12), &anchors[1..2]).unwrap();
+    assert_eq!(beyond.anchors, vec![10]);
+    let fault = verify_anchored(&export(&journal, 1, 12), &anchors[2..3]).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line),
+        ("anchor_beyond_export", 1),
+        "{fault}"
+    );
+
+    let mut foreign = kept_checkpoint(&journal, 10);
+    let leaves = journal[..10]
+        .iter()
+        .map(|event| leaf_hash(&event.hash))
+        .collect();
+    let root = InMemoryMerkleTree::from_leaf_hashes(leaves).root();
+    foreign.note = sign_checkpoint(ORIGIN, 10, &root, &other_signing_key()).unwrap();
+    let fault = verify_anchored(&export(&journal, 1, 20), &[foreign]).unwrap_err();
+    assert_eq!((fault.code(), fault.line), ("anchor_invalid", 1), "{fault}");
+}
+
+#[test]
+fn a_range_export_checks_against_kept_checkpoints_from_its_frontier_or_a_consistency_proof() {
+    let journal = journal();
+    // The opening is the tree of 13 events: subtrees of 8, 4 and 1 leaves.
+    let range = export(&journal, 14, 20);
+    let direct: Vec<Anchor> = [8, 12, 13, 16, 20]
+        .iter()
+        .map(|size| kept_checkpoint(&journal, *size))
+        .collect();
+    let report = verify_anchored(&range, &direct).unwrap();
+    assert_eq!(report.anchors, vec![8, 12, 13, 16, 20]);
+
+    let fault = verify_anchored(&range, &[kept_checkpoint(&journal, 10)]).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line),
+        ("anchor_unprovable", 2),
+        "{fault}"
+    );
+
+    let tree = journal_tree();
+    for to_size in [13, 17, 20] {
+        let mut proven = kept_checkpoint(&journal, 10);
+        proven.consistency = Some(AnchorProof {
+            to_size,
+            proof: tree.consistency_proof(10, to_size).unwrap(),
+        });
+        let report = verify_anchored(&range, &[proven]).unwrap();
+        assert_eq!(report.anchors, vec![10], "to size {to_size}");
+    }
+
+    // The key holder rewrote seq 8 and exports the range 14..=20 of the rewritten journal: its
+    // opening frontier no longer contains what the auditor kept.
+    let rewritten = export(&rewritten_journal(), 14, 20);
+    assert!(verify_lines(&rewritten).is_ok());
+    let fault = verify_anchored(&rewritten, &[kept_checkpoint(&journal, 8)]).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line),
+        ("anchor_mismatch", 2),
+        "{fault}"
+    );
+    let mut proven = kept_checkpoint(&journal, 10);
+    proven.consistency = Some(AnchorProof {
+        to_size: 20,
+        proof: tree.consistency_proof(10, 20).unwrap(),
+    });
+    let fault = verify_anchored(&rewritten, &[proven]).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line, fault.seq),
+        (
+            "anchor_mismatch",
+            line_of(&rewritten, event_seq(20)),
+            Some(20)
+        ),
+        "{fault}"
+    );
+}
+
+#[test]
+fn the_binary_holds_an_export_to_kept_checkpoints() {
+    let journal = journal();
+    let honest = TempFile::new("anchored.ndjson", &file_of(&export_lines(&journal, 1, 20)));
+    let rewritten = TempFile::new(
+        "anchored-rewritten.ndjson",
+        &file_of(&encoded(&export(&rewritten_journal(), 1, 20))),
+    );
+    let range = TempFile::new(
+        "anchored-range.ndjson",
+        &file_of(&export_lines(&journal, 14, 20)),
+    );
+    let kept_10 = TempFile::new("kept-10.txt", kept_checkpoint(&journal, 10).note.as_bytes());
+    let kept_12 = TempFile::new("kept-12.txt", kept_checkpoint(&journal, 12).note.as_bytes());
+    let pem = TempFile::new("anchored-key.pem", public_key_pem().as_bytes());
+
+    let (code, output) = run(&[
+        "export",
+        honest.path(),
+        "--public-key",
+        pem.path(),
+        "--checkpoint",
+        kept_10.path(),
+        kept_12.path(),
+    ]);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("containing the kept checkpoints of size 10, 12"),
+        "{output}"
+    );
+
+    let (code, output) = run(&[
+        "export",
+        rewritten.path(),
+        "--public-key",
+        pem.path(),
+        "--checkpoint",
+        kept_10.path(),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{output}");
+    let fault: Value = serde_json::from_str(&output).unwrap();
+    assert_eq!(
+        (&fault["code"], &fault["seq"]),
+        (&json!("anchor_mismatch"), &json!(10))
+    );
+
+    let (code, output) = run(&[
+        "export",
+        range.path(),
+        "--public-key",
+        pem.path(),
+        "--checkpoint",
+        kept_10.path(),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("anchor_unprovable"), "{output}");
+    let tree = journal_tree();
+    let answer = json!({
+        "from_size": 10,
+        "to_size": 20,
+        "from_root": tree.root_at_size(10).unwrap().to_hex(),
+        "to_root": tree.root_at_size(20).unwrap().to_hex(),
+        "proof": tree.consistency_proof(10, 20).unwrap().iter().map(Hash32::to_hex).collect::<Vec<_>>(),
+    });
+    let proof = TempFile::new("anchored-proof.json", answer.to_string().as_bytes());
+    let (code, output) = run(&[
+        "export",
+        range.path(),
+        "--public-key",
+        pem.path(),
+        "--checkpoint",
+        kept_10.path(),
+        kept_12.path(),
+        "--consistency-proof",
+        proof.path(),
+    ]);
+    assert_eq!(code, 0, "{output}");
+    let (code, output) = run(&[
+        "export",
+        range.path(),
+        "--public-key",
+        pem.path(),
+        "--consistency-proof",
+        proof.path(),
+    ]);
+    assert_eq!(
+        code, 2,
+        "a proof for no kept checkpoint is a usage error: {output}"
+    );
+}
+
+// ------------------------------------------------------------------ keys with their time of service
+
+/// The JSON of `GET /v1/keys` for these keys: (key, valid_from, retired_at).
+fn keys_json(keys: &[(&SigningKey, Timestamp, Option<Timestamp>)]) -> String {
+    let entries: Vec<Value> = keys
+        .iter()
+        .map(|(key, valid_from, retired_at)| {
+            let public = key.verifying_key();
+            json!({
+                "id": key_id(&public),
+                "algorithm": "ed25519",
+                "public_key": BASE64.encode(public.as_bytes()),
+                "public_key_pem": public.to_public_key_pem(LineEnding::LF).unwrap(),
+                "valid_from": format_timestamp(*valid_from),
+                "retired_at": retired_at.map(format_timestamp),
+                "current": retired_at.is_none(),
+                "note_verifier_key": null,
+            })
+        })
+        .collect();
+    Value::Array(entries).to_string()
+}
+
+fn trusted(key: &SigningKey, valid_from: Timestamp, retired_at: Option<Timestamp>) -> TrustedKey {
+    TrustedKey {
+        valid_from: Some(valid_from),
+        retired_at,
+        ..TrustedKey::new(key.verifying_key())
+    }
+}
+
+/// The full export with its checkpoint signed at `signed_at` by `checkpoint_key`, and its
+/// manifest by `manifest_key`.
+fn export_signed(
+    checkpoint_key: &SigningKey,
+    signed_at: Timestamp,
+    manifest_key: &SigningKey,
+) -> Vec<Line> {
+    let journal = journal();
+    let lines = export(&journal, 1, 20);
+    let root = journal_tree().root();
+    let lines = lines
+        .into_iter()
+        .map(|line| match line {
+            Line::Checkpoint { tree_size, .. } => Line::Checkpoint {
+                tree_size,
+                note: sign_checkpoint_at(ORIGIN, tree_size, &root, signed_at, checkpoint_key)
+                    .unwrap(),
+            },
+            other => other,
+        })
+        .collect();
+    with_manifest_signed(lines, manifest_key)
+}
+
+fn verify_with_keys(lines: &[Line], keys: &[TrustedKey]) -> Result<Report, ExportFault> {
+    let verification = Verification { keys, anchors: &[] };
+    verify_export_with(
+        encoded(lines).into_iter().map(Ok),
+        &verification,
+        &mut |_| {},
+    )
+}
+
+#[test]
+fn with_the_keys_of_the_service_each_signature_is_held_to_its_key_s_time_of_service() {
+    let (old, new) = (other_signing_key(), signing_key());
+    let rotation = at(50);
+    let keys = [
+        trusted(&old, at(-100), Some(rotation)),
+        trusted(&new, rotation, None),
+    ];
+
+    // The checkpoint was signed before the rotation with the old key, the manifest after it
+    // with the new one: both verify, each under its own key.
+    let rotated = export_signed(&old, at(40), &new);
+    let report = verify_with_keys(&rotated, &keys).unwrap();
+    assert_eq!(report.key_id, key_id(&new.verifying_key()));
+    assert_eq!(
+        verify_lines(&rotated).unwrap_err().code(),
+        "checkpoint_invalid",
+        "one PEM key cannot"
+    );
+
+    let checkpoint = line_of(&rotated, |line| line.kind() == "checkpoint");
+    let signed_after_retirement = export_signed(&old, at(60), &new);
+    let fault = verify_with_keys(&signed_after_retirement, &keys).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line),
+        ("key_not_valid", checkpoint),
+        "{fault}"
+    );
+    let signed_before_valid = export_signed(&new, at(40), &new);
+    let fault = verify_with_keys(&signed_before_valid, &keys).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line),
+        ("key_not_valid", checkpoint),
+        "{fault}"
+    );
+
+    let manifest = line_of(&rotated, |line| line.kind() == "manifest");
+    let manifest_by_retired_key = export_signed(&old, at(40), &old);
+    let fault = verify_with_keys(&manifest_by_retired_key, &keys).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line),
+        ("key_not_valid", manifest),
+        "{fault}"
+    );
+    let unknown = export_signed(&new, at(60), &SigningKey::from_bytes(&[44; 32]));
+    let fault = verify_with_keys(&unknown, &keys).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line),
+        ("unknown_key", manifest),
+        "{fault}"
+    );
+    assert!(fault.detail.contains("none of the 2 keys given"), "{fault}");
+}
+
+#[test]
+fn the_binary_takes_the_json_of_get_v1_keys_as_public_key() {
+    let (old, new) = (other_signing_key(), signing_key());
+    let rotation = at(50);
+    let keys = TempFile::new(
+        "keys.json",
+        keys_json(&[(&old, at(-100), Some(rotation)), (&new, rotation, None)]).as_bytes(),
+    );
+    let rotated = TempFile::new(
+        "rotated.ndjson",
+        &file_of(&encoded(&export_signed(&old, at(40), &new))),
+    );
+    let (code, output) = run(&[rotated.path(), "--public-key", keys.path()]);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains(&format!("signed by key {}", key_id(&new.verifying_key()))),
+        "{output}"
+    );
+    let late = TempFile::new(
+        "late.ndjson",
+        &file_of(&encoded(&export_signed(&old, at(60), &new))),
+    );
+    let (code, output) = run(&[late.path(), "--public-key", keys.path(), "--json"]);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("\"code\":\"key_not_valid\""), "{output}");
+    // An export signed before signed_at existed (no signed_at line) verifies with the keys too.
+    let plain = TempFile::new("plain.ndjson", &file_of(&export_lines(&journal(), 1, 20)));
+    let (code, output) = run(&[plain.path(), "--public-key", keys.path()]);
+    assert_eq!(code, 0, "{output}");
+
+    let mut lying: Value = serde_json::from_str(&keys_json(&[(&new, rotation, None)])).unwrap();
+    lying[0]["id"] = json!(key_id(&old.verifying_key()));
+    let lying = TempFile::new("lying-keys.json", lying.to_string().as_bytes());
+    let (code, output) = run(&[plain.path(), "--public-key", lying.path()]);
+    assert_eq!(code, 2, "a key listed under another key's id: {output}");
 }

@@ -10,6 +10,10 @@
 //! — <key name> <base64(4-byte key ID ‖ 64-byte Ed25519 signature over the text above the blank line)>
 //! ```
 //!
+//! The service writes one extension line, `signed_at <RFC 3339 UTC timestamp, microseconds>`:
+//! when it signed the note, to be held against the signing key's `valid_from` / `retired_at`.
+//! Notes without it (issued before it existed) remain valid.
+//!
 //! Key ID = SHA-256(key name ‖ 0x0A ‖ 0x01 ‖ 32-byte public key)[0..4]. A verifier key is written
 //! `<name>+<key ID, 8 hex digits>+<base64(0x01 ‖ public key)>`, as Go's
 //! `golang.org/x/mod/sumdb/note` does. The service signs with key name = origin.
@@ -23,6 +27,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use crate::audit::hash::Hash32;
+use crate::audit::time::{format_timestamp, parse_timestamp};
+use crate::domain::Timestamp;
 
 /// Notes above this size are refused before any parsing (the spec asks verifiers for a limit).
 pub const MAX_NOTE_BYTES: usize = 1 << 20;
@@ -404,9 +410,14 @@ pub struct Checkpoint {
     pub origin: String,
     pub size: u64,
     pub root: Hash32,
-    /// Opaque, non-empty lines after the root. The service emits none but keeps what it reads.
+    /// Non-empty lines after the root. The service writes one, [`SIGNED_AT_EXTENSION`]; others
+    /// are kept as read and mean nothing here.
     pub extensions: Vec<String>,
 }
+
+/// The keyword of the extension line stating when the service signed a checkpoint:
+/// `signed_at 2026-11-18T11:06:40.004000Z`.
+pub const SIGNED_AT_EXTENSION: &str = "signed_at";
 
 impl Checkpoint {
     /// The note text: origin, size, base64 root and extension lines, each ending in a newline.
@@ -466,6 +477,27 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// When the service signed this checkpoint, from its `signed_at` extension line: `None`
+    /// without one; an error when there are several or the time is not in the journal's form.
+    pub fn signed_at(&self) -> Result<Option<Timestamp>, CheckpointError> {
+        let prefix = format!("{SIGNED_AT_EXTENSION} ");
+        let mut times = self
+            .extensions
+            .iter()
+            .filter_map(|line| line.strip_prefix(&prefix));
+        let Some(first) = times.next() else {
+            return Ok(None);
+        };
+        if times.next().is_some() {
+            return Err(malformed_checkpoint("more than one signed_at line"));
+        }
+        parse_timestamp(first).map(Some).ok_or(malformed_checkpoint(
+            "signed_at is not an RFC 3339 UTC time with six fractional digits",
+        ))
+    }
+}
+
 fn malformed_checkpoint(reason: &'static str) -> CheckpointError {
     CheckpointError::MalformedCheckpoint { reason }
 }
@@ -511,6 +543,27 @@ pub fn sign_checkpoint(
     sign_checkpoint_with_keys(&checkpoint, &[signing_key])
 }
 
+/// The signed note of the checkpoint `(origin, size, root)` with its `signed_at` line, key
+/// name = origin: what the service issues.
+pub fn sign_checkpoint_at(
+    origin: &str,
+    size: u64,
+    root: &Hash32,
+    signed_at: Timestamp,
+    signing_key: &SigningKey,
+) -> Result<String, CheckpointError> {
+    let checkpoint = Checkpoint {
+        origin: origin.to_owned(),
+        size,
+        root: *root,
+        extensions: vec![format!(
+            "{SIGNED_AT_EXTENSION} {}",
+            format_timestamp(signed_at)
+        )],
+    };
+    sign_checkpoint_with_keys(&checkpoint, &[signing_key])
+}
+
 /// The signed note of `checkpoint` with one signature per key, all under key name = origin
 /// (e.g. the old and the new key while a key rotation is under way).
 pub fn sign_checkpoint_with_keys(
@@ -542,6 +595,34 @@ pub fn open_checkpoint(
         });
     }
     Ok(checkpoint)
+}
+
+/// A checkpoint opened with [`open_checkpoint_with_signers`]: the checkpoint and the known keys
+/// whose signatures verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub checkpoint: Checkpoint,
+    pub signed_by: Vec<NoteSigner>,
+}
+
+/// As [`open_checkpoint`], and says which known keys signed.
+pub fn open_checkpoint_with_signers(
+    note: &str,
+    expected_origin: &str,
+    known: &[NoteVerifier],
+) -> Result<SignedCheckpoint, CheckpointError> {
+    let verified = open_note(note, known)?;
+    let checkpoint = Checkpoint::from_note_text(&verified.text)?;
+    if checkpoint.origin != expected_origin {
+        return Err(CheckpointError::WrongOrigin {
+            found: checkpoint.origin,
+            expected: expected_origin.to_owned(),
+        });
+    }
+    Ok(SignedCheckpoint {
+        checkpoint,
+        signed_by: verified.verified_by,
+    })
 }
 
 #[cfg(test)]
@@ -806,6 +887,34 @@ mod tests {
             open_checkpoint(&note, "example.com/log42", &known),
             Ok(checkpoint)
         );
+    }
+
+    #[test]
+    fn a_checkpoint_states_when_it_was_signed_in_an_extension_line() {
+        let at = Timestamp::from_unix_micros(1_795_000_000_004_000);
+        let note =
+            sign_checkpoint_at(KAT_ORIGIN, KAT_SIZE, &kat_root(), at, &kat_first_key()).unwrap();
+        assert!(note.starts_with(&format!(
+            "{KAT_BODY}signed_at 2026-11-18T11:06:40.004000Z\n\n"
+        )));
+        let known = [kat_verifier(&kat_first_key())];
+        let opened = open_checkpoint_with_signers(&note, KAT_ORIGIN, &known).unwrap();
+        assert_eq!(opened.checkpoint.signed_at(), Ok(Some(at)));
+        assert_eq!(opened.signed_by[0].key_id, known[0].key_id());
+        assert_eq!(kat_checkpoint().signed_at(), Ok(None));
+        for extensions in [
+            vec!["signed_at 2026-11-18T11:06:40Z".to_owned()],
+            vec![
+                "signed_at 2026-11-18T11:06:40.004000Z".to_owned(),
+                "signed_at 2026-11-18T11:06:40.004000Z".to_owned(),
+            ],
+        ] {
+            let checkpoint = Checkpoint {
+                extensions,
+                ..kat_checkpoint()
+            };
+            assert!(checkpoint.signed_at().is_err());
+        }
     }
 
     #[test]

@@ -77,7 +77,11 @@ impl fmt::Display for Fault {
             FaultKind::NotCanonical => f.write_str("data is not in its canonical form"),
             FaultKind::GenesisMissing => f.write_str("the first event must be ledger_created"),
             FaultKind::LimitBroken(violation) => {
-                write!(f, "breaks the limit {}: {}", violation.limit.name, violation.detail)
+                write!(
+                    f,
+                    "breaks the limit {}: {}",
+                    violation.limit.name, violation.detail
+                )
             }
             FaultKind::Rejected(rejection) => {
                 write!(f, "illegal ({}): {rejection}", rejection.code())
@@ -178,7 +182,8 @@ impl Replayer {
         if encode_data(&decoded) != event.data {
             return Err(fault(FaultKind::NotCanonical));
         }
-        limits::check_event(&decoded).map_err(|violation| fault(FaultKind::LimitBroken(violation)))?;
+        limits::check_event(&decoded)
+            .map_err(|violation| fault(FaultKind::LimitBroken(violation)))?;
         let applied = match (&mut self.book, decoded) {
             (None, LedgerEvent::LedgerCreated(new_ledger)) => {
                 let (book, applied) =

@@ -8,12 +8,18 @@
 //! content hash at the end of the file. Memory holds the replayed ledger (the [`Book`]), the
 //! Merkle frontier and one line; never the whole export.
 //!
+//! Beyond the export itself, a verification may be given several keys with the times they were
+//! in service (`GET /v1/keys`, [`TrustedKey`]): the manifest's key id picks the key, and a
+//! checkpoint's `signed_at` line is held against its key's `valid_from` / `retired_at`. And it
+//! may be given checkpoints the auditor kept earlier ([`Anchor`]): the export's tree must have
+//! each one's root at its size, which a key holder who rewrote history cannot fake.
+//!
 //! Pure and panic-free: the lines come from an iterator (the caller does the I/O), and any input,
 //! however malformed or hostile, ends in a [`Report`] or an [`ExportFault`]. Untrusted parts of
 //! a partial export's opening state are checked against the invariants the engine relies on
 //! before they reach it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 use ed25519_dalek::VerifyingKey;
@@ -21,18 +27,24 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::chain::{ChainHead, JournalEvent};
-use super::checkpoint::{open_checkpoint, CheckpointError, NoteVerifier};
+use super::checkpoint::{
+    open_checkpoint_with_signers, CheckpointError, NoteVerifier, SignedCheckpoint,
+};
 use super::export::{
     key_id, signature_is_valid, AccountBalance, ContentHasher, ExportError, ExportSignature,
     Header, Line, Manifest, Opening,
 };
 use super::hash::Hash32;
-use super::merkle::{MerkleFrontier, MAX_TREE_SIZE};
+use super::merkle::{
+    empty_tree_root, node_hash, verify_consistency, MerkleFrontier, MAX_TREE_SIZE,
+};
 use super::replay::{Fault, FaultKind, Replayer};
-use crate::domain::money::{checked_add, MAX_MANTISSA};
+use super::time::format_timestamp;
+use crate::domain::limits::{self, Limit, Violation};
+use crate::domain::money::MAX_MANTISSA;
 use crate::domain::{
-    Account, AccountCode, AccountId, AppliedEvent, Book, Currency, CurrencyCode, LedgerEvent,
-    Rejection, Side, Timestamp, Transfer, TransferState,
+    Account, AccountCode, AccountId, AppliedEvent, Book, Currency, LedgerEvent, Rejection, Side,
+    Timestamp, Transfer, TransferState,
 };
 
 /// The longest line a reader should hand over. The longest legitimate line is a checkpoint note
@@ -57,6 +69,8 @@ pub struct Report {
     pub key_id: String,
     /// Number of lines of the export, the manifest and signature included.
     pub lines: u64,
+    /// The sizes of the kept checkpoints ([`Anchor`]) the export's tree was found to contain.
+    pub anchors: Vec<u64>,
 }
 
 impl Report {
@@ -72,6 +86,7 @@ impl Report {
             "checkpoint_size": self.checkpoint_size,
             "key_id": self.key_id,
             "lines": self.lines,
+            "anchors": self.anchors,
         })
     }
 }
@@ -90,7 +105,16 @@ impl fmt::Display for Report {
             self.merkle_root,
             self.checkpoint_size,
             self.key_id
-        )
+        )?;
+        if !self.anchors.is_empty() {
+            let sizes: Vec<String> = self.anchors.iter().map(u64::to_string).collect();
+            write!(
+                f,
+                ", containing the kept checkpoints of size {}",
+                sizes.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -119,8 +143,14 @@ impl ExportFault {
             "seq": self.seq,
             "detail": self.detail,
         });
-        if let ExportFaultKind::IllegalEvent(rejection) = &self.kind {
-            object["rejection"] = Value::String(rejection.code().to_owned());
+        match &self.kind {
+            ExportFaultKind::IllegalEvent(rejection) => {
+                object["rejection"] = Value::String(rejection.code().to_owned());
+            }
+            ExportFaultKind::LimitBroken(limit) => {
+                object["limit"] = Value::String(limit.name.to_owned());
+            }
+            _ => {}
         }
         object
     }
@@ -170,8 +200,13 @@ pub enum ExportFaultKind {
     /// `content_hash_mismatch`: the manifest's `content_sha256` is not the SHA-256 of the lines
     /// before it.
     ContentHashMismatch,
-    /// `unknown_key`: the manifest or the signature names another key than the public key given.
+    /// `unknown_key`: the manifest or the signature names another key than the public key given
+    /// (or than any of the keys given).
     UnknownKey,
+    /// `key_not_valid`: the key that signed was not in service then: a checkpoint's `signed_at`
+    /// lies outside its key's `valid_from`..`retired_at`, or the manifest's key was retired
+    /// before the export's last event (only with keys that state those times).
+    KeyNotValid,
     /// `bad_signature`: the signature does not verify over the manifest line with the key.
     BadSignature,
     /// `seq_out_of_order`: an event's seq is not the next one (a gap, a repeat, a swap) or lies
@@ -195,6 +230,10 @@ pub enum ExportFaultKind {
     GenesisMissing,
     /// `assets_mismatch`: the header's assets are not those of the `ledger_created` event.
     AssetsMismatch,
+    /// `limit_broken`: a line breaks one of the limits of `domain::limits` (a name's pattern,
+    /// a length, an amount's form, a timeout's range, metadata, an actor, the origin); the
+    /// limit's name is in the variant, in the JSON report (`limit`) and in the detail.
+    LimitBroken(&'static Limit),
     /// `illegal_event`: the engine refuses the event (a state transition or balance rule is
     /// broken); the rejection's own code is in the variant and in the detail.
     IllegalEvent(Rejection),
@@ -221,6 +260,17 @@ pub enum ExportFaultKind {
     /// `unbalanced_currency`: summed over all accounts of one currency, posted debits differ
     /// from posted credits or pending debits from pending credits.
     UnbalancedCurrency,
+    /// `anchor_invalid`: a kept checkpoint does not open: malformed, another origin, or not
+    /// signed by a key given.
+    AnchorInvalid,
+    /// `anchor_beyond_export`: a kept checkpoint is of a larger tree than the export's.
+    AnchorBeyondExport,
+    /// `anchor_mismatch`: the export's tree at a kept checkpoint's size has another root, or
+    /// the consistency proof given for it does not verify: the history was rewritten.
+    AnchorMismatch,
+    /// `anchor_unprovable`: a kept checkpoint lies before a range export's opening and is not
+    /// one of the subtrees of its frontier, and no consistency proof for it was given.
+    AnchorUnprovable,
 }
 
 impl ExportFaultKind {
@@ -239,6 +289,7 @@ impl ExportFaultKind {
         "count_mismatch",
         "content_hash_mismatch",
         "unknown_key",
+        "key_not_valid",
         "bad_signature",
         "seq_out_of_order",
         "prev_hash_mismatch",
@@ -249,6 +300,7 @@ impl ExportFaultKind {
         "data_not_canonical",
         "genesis_missing",
         "assets_mismatch",
+        "limit_broken",
         "illegal_event",
         "unbalanced_postings",
         "events_missing",
@@ -259,6 +311,10 @@ impl ExportFaultKind {
         "missing_balance",
         "unexpected_balance",
         "unbalanced_currency",
+        "anchor_invalid",
+        "anchor_beyond_export",
+        "anchor_mismatch",
+        "anchor_unprovable",
     ];
 
     /// A stable snake_case name for reports, scripts and tests.
@@ -277,6 +333,7 @@ impl ExportFaultKind {
             ExportFaultKind::CountMismatch => "count_mismatch",
             ExportFaultKind::ContentHashMismatch => "content_hash_mismatch",
             ExportFaultKind::UnknownKey => "unknown_key",
+            ExportFaultKind::KeyNotValid => "key_not_valid",
             ExportFaultKind::BadSignature => "bad_signature",
             ExportFaultKind::SeqOutOfOrder => "seq_out_of_order",
             ExportFaultKind::PrevHashMismatch => "prev_hash_mismatch",
@@ -287,6 +344,7 @@ impl ExportFaultKind {
             ExportFaultKind::DataNotCanonical => "data_not_canonical",
             ExportFaultKind::GenesisMissing => "genesis_missing",
             ExportFaultKind::AssetsMismatch => "assets_mismatch",
+            ExportFaultKind::LimitBroken(_) => "limit_broken",
             ExportFaultKind::IllegalEvent(_) => "illegal_event",
             ExportFaultKind::UnbalancedPostings => "unbalanced_postings",
             ExportFaultKind::EventsMissing => "events_missing",
@@ -297,6 +355,10 @@ impl ExportFaultKind {
             ExportFaultKind::MissingBalance => "missing_balance",
             ExportFaultKind::UnexpectedBalance => "unexpected_balance",
             ExportFaultKind::UnbalancedCurrency => "unbalanced_currency",
+            ExportFaultKind::AnchorInvalid => "anchor_invalid",
+            ExportFaultKind::AnchorBeyondExport => "anchor_beyond_export",
+            ExportFaultKind::AnchorMismatch => "anchor_mismatch",
+            ExportFaultKind::AnchorUnprovable => "anchor_unprovable",
         }
     }
 }
@@ -333,6 +395,73 @@ pub fn split_lines(export: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, Unread
     })
 }
 
+/// A key that may have signed exports and checkpoints, with the times it was in service when
+/// they are known (`GET /v1/keys`: `valid_from`, `retired_at`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedKey {
+    pub key: VerifyingKey,
+    /// The export key id (docs/AUDIT_FORMAT.md §4) of `key`.
+    pub key_id: String,
+    pub valid_from: Option<Timestamp>,
+    pub retired_at: Option<Timestamp>,
+}
+
+impl TrustedKey {
+    /// A key with no stated time of service: valid whenever.
+    pub fn new(key: VerifyingKey) -> TrustedKey {
+        TrustedKey {
+            key_id: key_id(&key),
+            key,
+            valid_from: None,
+            retired_at: None,
+        }
+    }
+
+    /// Whether the key was in service at `at`: `valid_from <= at <= retired_at` (both ends
+    /// included: at a rotation the old and the new key are both valid).
+    pub fn was_valid_at(&self, at: Timestamp) -> bool {
+        self.valid_from.is_none_or(|from| from <= at)
+            && self.retired_at.is_none_or(|retired| at <= retired)
+    }
+
+    fn window_text(&self) -> String {
+        let time = |at: Option<Timestamp>| at.map_or("-".to_owned(), format_timestamp);
+        format!(
+            "key {} is valid from {} to {}",
+            self.key_id,
+            time(self.valid_from),
+            time(self.retired_at)
+        )
+    }
+}
+
+/// A signed checkpoint an auditor kept earlier: the export's tree must contain it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    /// What to call it in reports (e.g. its file name).
+    pub name: String,
+    /// The signed note (C2SP signed-note of a tlog-checkpoint).
+    pub note: String,
+    /// A consistency proof from the kept tree to a tree of the export, for a range export whose
+    /// opening comes after the kept checkpoint (`GET .../proofs/consistency?from_size=&to_size=`).
+    pub consistency: Option<AnchorProof>,
+}
+
+/// An RFC 9162 consistency proof from an anchor's tree to the export's tree of `to_size`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnchorProof {
+    pub to_size: u64,
+    pub proof: Vec<Hash32>,
+}
+
+/// What an export is verified against: the keys that may have signed it, and the checkpoints
+/// kept before.
+#[derive(Clone, Copy, Debug)]
+pub struct Verification<'a> {
+    pub keys: &'a [TrustedKey],
+    pub anchors: &'a [Anchor],
+}
+
 /// Verifies a signed export against the service's Ed25519 public key, reading `lines` (each
 /// without its `\n`) once, in order. `progress` receives the number of bytes verified so far
 /// (each line counted with its `\n`) after every line.
@@ -344,12 +473,29 @@ pub fn verify_export<I>(
 where
     I: IntoIterator<Item = Result<Vec<u8>, UnreadableLine>>,
 {
+    let keys = [TrustedKey::new(*public_key)];
+    let verification = Verification {
+        keys: &keys,
+        anchors: &[],
+    };
+    verify_export_with(lines, &verification, progress)
+}
+
+/// [`verify_export`] with several keys (the manifest's key id chooses) and kept checkpoints.
+pub fn verify_export_with<I>(
+    lines: I,
+    verification: &Verification<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report, ExportFault>
+where
+    I: IntoIterator<Item = Result<Vec<u8>, UnreadableLine>>,
+{
     let mut lines = lines.into_iter();
     let first = match lines.next() {
         None => return Err(truncated(1, "the export is empty: it has no header")),
         Some(first) => first.map_err(|reason| unreadable_line_fault(reason, 1))?,
     };
-    let mut verifier = ExportVerifier::start(&first, public_key)?;
+    let mut verifier = ExportVerifier::start(&first, verification)?;
     let mut bytes_verified = first.len() as u64 + 1;
     progress(bytes_verified);
     for line in lines {
@@ -424,9 +570,21 @@ struct BalanceWalk {
     lines: u64,
 }
 
+/// A kept checkpoint, opened, waiting for the export's tree to reach the size it is checked at.
+struct PendingAnchor {
+    name: String,
+    size: u64,
+    root: Hash32,
+    consistency: Option<AnchorProof>,
+    /// The export's tree size at which it is checked: its own size, or the proof's `to_size`.
+    check_at: Option<u64>,
+    done: bool,
+}
+
 struct ExportVerifier<'k> {
-    public_key: &'k VerifyingKey,
-    key_id: String,
+    keys: &'k [TrustedKey],
+    /// The key the manifest names, once the manifest is read.
+    signing_key: Option<&'k TrustedKey>,
     header: Header,
     /// The number of the line being verified (1-based).
     line: u64,
@@ -439,38 +597,46 @@ struct ExportVerifier<'k> {
     balances: BalanceWalk,
     manifest_line: Option<Vec<u8>>,
     signed: bool,
+    last_event_at: Option<Timestamp>,
+    anchors: Vec<PendingAnchor>,
 }
 
 impl<'k> ExportVerifier<'k> {
     /// Starts from the first line, which must be the header.
     fn start(
         bytes: &[u8],
-        public_key: &'k VerifyingKey,
+        verification: &Verification<'k>,
     ) -> Result<ExportVerifier<'k>, ExportFault> {
         let line = Line::decode(bytes).map_err(|error| decode_fault(error, 1))?;
         let Line::Header(header) = line else {
             let detail = format!("the first line must be the header, not a {}", line.kind());
             return Err(fault(ExportFaultKind::OutOfOrder, 1, None, detail));
         };
-        check_header(&header)
-            .map_err(|detail| fault(ExportFaultKind::InvalidHeader, 1, None, detail))?;
+        check_header(&header).map_err(|(kind, detail)| fault(kind, 1, None, detail))?;
         let mut content = ContentHasher::new();
         content.add_line(bytes);
-        Ok(ExportVerifier {
-            public_key,
-            key_id: key_id(public_key),
+        let mut verifier = ExportVerifier {
+            keys: verification.keys,
+            signing_key: None,
             header,
             line: 1,
             section: Section::Header,
             content,
             opening: None,
-            replayer: Replayer::new(),
+            replayer: Replayer::new().with_provenance_rules(),
             frontier: MerkleFrontier::new(),
             event_lines: 0,
             balances: BalanceWalk::default(),
             manifest_line: None,
             signed: false,
-        })
+            last_event_at: None,
+            anchors: Vec::new(),
+        };
+        verifier.open_anchors(verification.anchors)?;
+        if verifier.header.from_seq == 1 {
+            verifier.schedule_anchors()?;
+        }
+        Ok(verifier)
     }
 
     fn verify_line(&mut self, bytes: &[u8]) -> Result<(), ExportFault> {
@@ -511,8 +677,12 @@ impl<'k> ExportVerifier<'k> {
             accounts: self.balances.account_ids.len() as u64,
             merkle_root: self.frontier.root(),
             checkpoint_size: self.frontier.size(),
-            key_id: self.key_id,
+            key_id: self
+                .signing_key
+                .map(|key| key.key_id.clone())
+                .unwrap_or_default(),
             lines: self.line,
+            anchors: self.anchors.iter().map(|anchor| anchor.size).collect(),
         })
     }
 
@@ -563,7 +733,8 @@ impl<'k> ExportVerifier<'k> {
             at: opening.at,
             codes: HashSet::new(),
         });
-        Ok(())
+        self.last_event_at = Some(opening.at);
+        self.schedule_anchors()
     }
 
     fn verify_opening_account(&mut self, account: Account) -> Result<(), ExportFault> {
@@ -583,6 +754,15 @@ impl<'k> ExportVerifier<'k> {
         let Some(opening) = self.opening.as_mut() else {
             return Err(opening_missing(line));
         };
+        limits::check_timeout(transfer.pending, transfer.timeout_seconds).map_err(|violation| {
+            let detail = format!("transfer {}: {}", transfer.id, limit_detail(&violation));
+            fault(
+                ExportFaultKind::LimitBroken(violation.limit),
+                line,
+                None,
+                detail,
+            )
+        })?;
         check_opening_transfer(opening, &transfer)
             .map_err(|detail| fault(ExportFaultKind::InvalidOpening, line, None, detail))?;
         opening.book.insert_loaded_transfer(transfer);
@@ -591,7 +771,8 @@ impl<'k> ExportVerifier<'k> {
 
     fn verify_event(&mut self, event: &JournalEvent) -> Result<(), ExportFault> {
         if let Some(opening) = self.opening.take() {
-            self.replayer = Replayer::from_opening(opening.book, opening.head, opening.at);
+            self.replayer = Replayer::from_opening(opening.book, opening.head, opening.at)
+                .with_provenance_rules();
         }
         let seq = Some(event.seq);
         let next_seq = self.replayer.head().seq + 1;
@@ -613,7 +794,8 @@ impl<'k> ExportVerifier<'k> {
                 self.fault(ExportFaultKind::MerkleRootMismatch, seq, error.to_string())
             })?;
         self.event_lines += 1;
-        Ok(())
+        self.last_event_at = Some(event.at);
+        self.check_anchors_at_tree_size(seq)
     }
 
     /// The replay holds every event to the ledger of the first one (or of the opening, which is
@@ -655,12 +837,13 @@ impl<'k> ExportVerifier<'k> {
         if tree_size != to_seq {
             return Err(size_mismatch(tree_size));
         }
-        let origin = self.header.origin.as_str();
         let invalid = |error: CheckpointError| {
             self.fault(ExportFaultKind::CheckpointInvalid, None, error.to_string())
         };
-        let verifier = NoteVerifier::new(origin, *self.public_key).map_err(invalid)?;
-        let checkpoint = open_checkpoint(note, origin, &[verifier]).map_err(invalid)?;
+        let signed = self.open_note(note).map_err(invalid)?;
+        self.check_signing_time(&signed, "the checkpoint")
+            .map_err(|(kind, detail)| self.fault(kind, None, detail))?;
+        let checkpoint = signed.checkpoint;
         if checkpoint.size != to_seq {
             return Err(size_mismatch(checkpoint.size));
         }
@@ -672,7 +855,192 @@ impl<'k> ExportVerifier<'k> {
             );
             return Err(self.fault(ExportFaultKind::MerkleRootMismatch, None, detail));
         }
+        if let Some(anchor) = self.anchors.iter().find(|anchor| !anchor.done) {
+            let detail = format!(
+                "the kept checkpoint {} (size {}) was not reached by the export's tree",
+                anchor.name, anchor.size
+            );
+            return Err(self.fault(ExportFaultKind::AnchorUnprovable, None, detail));
+        }
         self.balances.account_ids = self.sorted_account_ids();
+        Ok(())
+    }
+
+    /// The note opened with every key given, under the header's origin.
+    fn open_note(&self, note: &str) -> Result<SignedCheckpoint, CheckpointError> {
+        let origin = self.header.origin.as_str();
+        let verifiers = self
+            .keys
+            .iter()
+            .map(|key| NoteVerifier::new(origin, key.key))
+            .collect::<Result<Vec<_>, _>>()?;
+        open_checkpoint_with_signers(note, origin, &verifiers)
+    }
+
+    /// A note with a `signed_at` line must have a signature by a key in service at that time.
+    fn check_signing_time(
+        &self,
+        signed: &SignedCheckpoint,
+        what: &str,
+    ) -> Result<(), (ExportFaultKind, String)> {
+        let signed_at = signed
+            .checkpoint
+            .signed_at()
+            .map_err(|error| (ExportFaultKind::CheckpointInvalid, error.to_string()))?;
+        let Some(at) = signed_at else {
+            return Ok(());
+        };
+        let origin = self.header.origin.as_str();
+        let signers: Vec<&TrustedKey> = self
+            .keys
+            .iter()
+            .filter(|key| {
+                signed
+                    .signed_by
+                    .iter()
+                    .any(|signer| signer.key_id == super::checkpoint::key_id(origin, &key.key))
+            })
+            .collect();
+        if signers.iter().any(|key| key.was_valid_at(at)) {
+            return Ok(());
+        }
+        let windows: Vec<String> = signers.iter().map(|key| key.window_text()).collect();
+        Err((
+            ExportFaultKind::KeyNotValid,
+            format!(
+                "{what} was signed at {}, when no key that signed it was in service ({})",
+                format_timestamp(at),
+                windows.join("; ")
+            ),
+        ))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Kept checkpoints (anchors).
+
+    /// Opens every kept checkpoint under the header's origin with the keys given: each must
+    /// verify and be of a tree no larger than the export's.
+    fn open_anchors(&mut self, anchors: &[Anchor]) -> Result<(), ExportFault> {
+        for anchor in anchors {
+            let invalid = |detail: String| {
+                let detail = format!("the kept checkpoint {}: {detail}", anchor.name);
+                fault(ExportFaultKind::AnchorInvalid, 1, None, detail)
+            };
+            let signed = self
+                .open_note(&anchor.note)
+                .map_err(|error| invalid(error.to_string()))?;
+            self.check_signing_time(&signed, &format!("the kept checkpoint {}", anchor.name))
+                .map_err(|(kind, detail)| match kind {
+                    ExportFaultKind::CheckpointInvalid => invalid(detail),
+                    _ => fault(kind, 1, None, detail),
+                })?;
+            let checkpoint = signed.checkpoint;
+            if checkpoint.size > self.header.to_seq {
+                let detail = format!(
+                    "the kept checkpoint {} is of a tree of size {}, the export ends at seq {}:                      verify a newer export",
+                    anchor.name, checkpoint.size, self.header.to_seq
+                );
+                return Err(fault(ExportFaultKind::AnchorBeyondExport, 1, None, detail));
+            }
+            self.anchors.push(PendingAnchor {
+                name: anchor.name.clone(),
+                size: checkpoint.size,
+                root: checkpoint.root,
+                consistency: anchor.consistency.clone(),
+                check_at: None,
+                done: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decides, once the tree the export starts from is known (empty, or the opening
+    /// frontier), where each anchor is checked: anchors within the export's own leaves at
+    /// their size; older ones at once if they are a prefix of the frontier's subtrees, else at
+    /// the size their consistency proof leads to.
+    fn schedule_anchors(&mut self) -> Result<(), ExportFault> {
+        let start = self.frontier.size();
+        let to_seq = self.header.to_seq;
+        let prefix_roots = frontier_prefix_roots(&self.frontier);
+        let line = self.line;
+        for anchor in &mut self.anchors {
+            let unprovable = |detail: String| {
+                let detail = format!("the kept checkpoint {}: {detail}", anchor.name);
+                fault(ExportFaultKind::AnchorUnprovable, line, None, detail)
+            };
+            if anchor.size >= start {
+                anchor.check_at = Some(anchor.size);
+            } else if let Some(root) = prefix_root(&prefix_roots, anchor.size) {
+                if root != anchor.root {
+                    let detail = format!(
+                        "the opening's tree at size {} has the root {root}, the kept checkpoint                          {} says {}: the history before the range was rewritten",
+                        anchor.size, anchor.name, anchor.root
+                    );
+                    return Err(fault(ExportFaultKind::AnchorMismatch, line, None, detail));
+                }
+                anchor.done = true;
+            } else {
+                match &anchor.consistency {
+                    Some(proof) if (start..=to_seq).contains(&proof.to_size) => {
+                        anchor.check_at = Some(proof.to_size);
+                    }
+                    Some(proof) => {
+                        return Err(unprovable(format!(
+                            "its consistency proof leads to size {}, outside the export's                              trees {start}..={to_seq}",
+                            proof.to_size
+                        )))
+                    }
+                    None => {
+                        return Err(unprovable(format!(
+                            "size {} lies before the range's opening (size {start}) and is                              not a prefix of its frontier: give a consistency proof from size                              {} to a size in {start}..={to_seq}",
+                            anchor.size, anchor.size
+                        )))
+                    }
+                }
+            }
+        }
+        self.check_anchors_at_tree_size(None)
+    }
+
+    /// Checks the anchors due at the tree's current size.
+    fn check_anchors_at_tree_size(&mut self, seq: Option<u64>) -> Result<(), ExportFault> {
+        let size = self.frontier.size();
+        if !self
+            .anchors
+            .iter()
+            .any(|anchor| !anchor.done && anchor.check_at == Some(size))
+        {
+            return Ok(());
+        }
+        let root = match size {
+            0 => empty_tree_root(),
+            _ => self.frontier.root(),
+        };
+        let line = self.line;
+        for anchor in &mut self.anchors {
+            if anchor.done || anchor.check_at != Some(size) {
+                continue;
+            }
+            let consistent = match &anchor.consistency {
+                Some(proof) if anchor.size != size => {
+                    verify_consistency(anchor.size, size, &anchor.root, &root, &proof.proof)
+                        .map_err(|error| format!("its consistency proof fails: {error}"))
+                }
+                _ if anchor.root == root => Ok(()),
+                _ => Err(format!(
+                    "the export's tree of size {size} has the root {root}, the kept checkpoint                      says {}",
+                    anchor.root
+                )),
+            };
+            if let Err(reason) = consistent {
+                let detail = format!(
+                    "the kept checkpoint {} (size {}): {reason}: the history up to seq {} was                      rewritten",
+                    anchor.name, anchor.size, anchor.size
+                );
+                return Err(fault(ExportFaultKind::AnchorMismatch, line, seq, detail));
+            }
+            anchor.done = true;
+        }
         Ok(())
     }
 
@@ -759,6 +1127,14 @@ impl<'k> ExportVerifier<'k> {
         }
     }
 
+    /// The key a manifest or signature names, among those given.
+    fn named_key(&self, what: &str, stated: &str) -> Result<&'k TrustedKey, ExportFault> {
+        self.keys
+            .iter()
+            .find(|key| key.key_id == stated)
+            .ok_or_else(|| self.unknown_key(what, stated))
+    }
+
     fn verify_manifest(&mut self, manifest: &Manifest, bytes: &[u8]) -> Result<(), ExportFault> {
         self.verify_end_of_balances()?;
         check_manifest_agrees(&self.header, manifest)
@@ -783,27 +1159,47 @@ impl<'k> ExportVerifier<'k> {
             );
             return Err(self.fault(ExportFaultKind::ContentHashMismatch, None, detail));
         }
-        if manifest.key_id != self.key_id {
-            return Err(self.unknown_key("the manifest", &manifest.key_id));
+        let key = self.named_key("the manifest", &manifest.key_id)?;
+        if let (Some(retired), Some(last)) = (key.retired_at, self.last_event_at) {
+            if retired < last {
+                let detail = format!(
+                    "the manifest names key {}, retired at {}, before the export's last event                      at {}: it cannot have signed this export",
+                    key.key_id,
+                    format_timestamp(retired),
+                    format_timestamp(last)
+                );
+                return Err(self.fault(ExportFaultKind::KeyNotValid, None, detail));
+            }
         }
+        self.signing_key = Some(key);
         self.manifest_line = Some(bytes.to_vec());
         Ok(())
     }
 
     fn unknown_key(&self, what: &str, stated: &str) -> ExportFault {
-        let detail = format!(
-            "{what} names key {stated:?}, the public key given has id {}",
-            self.key_id
-        );
+        let detail = match self.keys {
+            [only] => format!(
+                "{what} names key {stated:?}, the public key given has id {}",
+                only.key_id
+            ),
+            keys => format!(
+                "{what} names key {stated:?}, which none of the {} keys given has",
+                keys.len()
+            ),
+        };
         self.fault(ExportFaultKind::UnknownKey, None, detail)
     }
 
     fn verify_signature(&mut self, signature: &ExportSignature) -> Result<(), ExportFault> {
-        if signature.key_id != self.key_id {
+        let manifest_key = self.signing_key.map(|key| key.key_id.as_str());
+        let Some(key) = self
+            .signing_key
+            .filter(|_| manifest_key == Some(&signature.key_id))
+        else {
             return Err(self.unknown_key("the signature", &signature.key_id));
-        }
+        };
         let manifest_line = self.manifest_line.as_deref().unwrap_or_default();
-        if !signature_is_valid(manifest_line, signature, self.public_key) {
+        if !signature_is_valid(manifest_line, signature, &key.key) {
             let detail = "the Ed25519 signature does not verify over the manifest line".into();
             return Err(self.fault(ExportFaultKind::BadSignature, None, detail));
         }
@@ -850,7 +1246,10 @@ fn decode_fault(error: ExportError, line: u64) -> ExportFault {
             ExportFaultKind::NotCanonical,
             "the line is not the RFC 8785 (JCS) form of its object".to_owned(),
         ),
-        ExportError::Malformed(reason) => (ExportFaultKind::MalformedLine, reason),
+        ExportError::Malformed(reason) => match limits::named_in(&reason) {
+            Some(limit) => (ExportFaultKind::LimitBroken(limit), reason),
+            None => (ExportFaultKind::MalformedLine, reason),
+        },
     };
     fault(kind, line, None, detail)
 }
@@ -889,6 +1288,10 @@ fn fault_of_replay(replay_fault: Fault, line: u64) -> ExportFault {
             ExportFaultKind::GenesisMissing,
             "the first event of a ledger must be ledger_created".to_owned(),
         ),
+        FaultKind::LimitBroken(violation) => (
+            ExportFaultKind::LimitBroken(violation.limit),
+            limit_detail(&violation),
+        ),
         FaultKind::Rejected(rejection) => {
             let detail = format!("{}: {rejection}", rejection.code());
             (ExportFaultKind::IllegalEvent(rejection), detail)
@@ -911,31 +1314,66 @@ fn section_name(section: Section) -> &'static str {
     }
 }
 
-/// The range must be non-empty and fit a Merkle tree; custom assets are declared once, never
-/// under an ISO 4217 code (the engine's rules for `ledger_created`).
-fn check_header(header: &Header) -> Result<(), String> {
+fn limit_detail(violation: &Violation) -> String {
+    format!("{}: {}", violation.limit.name, violation.detail)
+}
+
+/// The range must be non-empty and fit a Merkle tree; the origin must name the ledger, and the
+/// custom assets keep their limits (at most 64, declared once, never an ISO 4217 code).
+fn check_header(header: &Header) -> Result<(), (ExportFaultKind, String)> {
+    let invalid = |detail| Err((ExportFaultKind::InvalidHeader, detail));
     if header.from_seq == 0 || header.from_seq > header.to_seq {
-        return Err(format!(
+        return invalid(format!(
             "the range {}..={} is empty or starts before seq 1",
             header.from_seq, header.to_seq
         ));
     }
     if header.to_seq > MAX_TREE_SIZE {
-        return Err(format!(
+        return invalid(format!(
             "to_seq {} is beyond any Merkle tree",
             header.to_seq
         ));
     }
-    let mut codes = HashSet::new();
-    for asset in &header.assets {
-        if Currency::iso(asset.code().as_str()).is_some() || !codes.insert(asset.code()) {
-            return Err(format!(
-                "the asset {} is an ISO 4217 code or declared twice",
-                asset.code()
-            ));
-        }
+    let broken = |violation: Violation| {
+        (
+            ExportFaultKind::LimitBroken(violation.limit),
+            limit_detail(&violation),
+        )
+    };
+    limits::check_origin(&header.origin, header.ledger.as_str()).map_err(broken)?;
+    limits::check_assets(&header.assets).map_err(broken)
+}
+
+/// The roots of the trees whose sizes are the prefix sums of a frontier's subtrees, largest
+/// first: `(size, root)`. For a frontier of 13 leaves (8 + 4 + 1): sizes 8, 12 and 13.
+fn frontier_prefix_roots(frontier: &MerkleFrontier) -> Vec<(u64, Hash32)> {
+    let hashes = frontier.hashes();
+    let size = frontier.size();
+    let sizes: Vec<u64> = (0..64)
+        .rev()
+        .map(|bit| 1u64 << bit)
+        .filter(|power| size & power != 0)
+        .collect();
+    (1..=hashes.len().min(sizes.len()))
+        .map(|count| {
+            let prefix_size = sizes[..count].iter().sum();
+            let root = hashes[..count - 1]
+                .iter()
+                .rev()
+                .fold(hashes[count - 1], |right, left| node_hash(left, &right));
+            (prefix_size, root)
+        })
+        .collect()
+}
+
+fn prefix_root(prefix_roots: &[(u64, Hash32)], size: u64) -> Option<Hash32> {
+    match size {
+        0 => Some(empty_tree_root()),
+        _ => prefix_roots
+            .iter()
+            .find(|(prefix_size, _)| *prefix_size == size)
+            .map(|(_, root)| *root),
     }
-    Ok(())
 }
 
 fn check_manifest_agrees(header: &Header, manifest: &Manifest) -> Result<(), String> {
@@ -1146,32 +1584,13 @@ fn balance_difference(line: &AccountBalance, account: &Account) -> Option<String
 }
 
 /// Per currency, over all accounts: Σ posted debits = Σ posted credits and Σ pending debits =
-/// Σ pending credits (SPEC §4.2). Currencies are checked in code order, so the report is stable.
+/// Σ pending credits (SPEC §4.2), summed in minor units without a bound (each amount is below
+/// 10^28 minor units, their sums need not be). Currencies are checked in code order, so the
+/// report is stable.
 fn check_currencies_balance(book: &Book) -> Result<(), String> {
-    let mut totals: BTreeMap<CurrencyCode, [Decimal; 4]> = BTreeMap::new();
-    for account in book.accounts() {
-        let zero = account.currency.zero();
-        let sums = totals
-            .entry(account.currency.code().clone())
-            .or_insert([zero; 4]);
-        let balances = &account.balances;
-        let values = [
-            balances.posted_debits,
-            balances.posted_credits,
-            balances.pending_debits,
-            balances.pending_credits,
-        ];
-        for (sum, value) in sums.iter_mut().zip(values) {
-            *sum = checked_add(*sum, value)
-                .ok_or_else(|| format!("the {} totals overflow", account.currency.code()))?;
-        }
-    }
-    for (currency, [posted_debits, posted_credits, pending_debits, pending_credits]) in totals {
-        if posted_debits != posted_credits || pending_debits != pending_credits {
-            return Err(format!(
-                "{currency}: posted debits {posted_debits} vs credits {posted_credits}, pending \
-                 debits {pending_debits} vs credits {pending_credits}"
-            ));
+    for (currency, totals) in book.currency_totals()? {
+        if !totals.is_balanced() {
+            return Err(format!("{currency}: {totals}"));
         }
     }
     Ok(())

@@ -2,6 +2,11 @@
 //! (docs/AUDIT_FORMAT.md §3 and §6). No database, no network: the file, the public key, and the
 //! same pure audit core the service runs.
 //!
+//! `--public-key` takes a PEM file, the base64 of the 32-byte key, or the JSON of `GET /v1/keys`
+//! (every key the service ever signed with, with `valid_from` and `retired_at`): then the
+//! manifest's key id picks the key, and each checkpoint's `signed_at` is held to its key's time
+//! of service. `export --checkpoint NOTE…` holds the export to checkpoints kept earlier.
+//!
 //! Exit codes: 0 everything verifies, 1 a verification fault (printed), 2 a usage error (bad
 //! arguments, unreadable file, malformed key).
 
@@ -18,8 +23,13 @@ use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ledger::audit::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
+use ledger::audit::export::key_id;
 use ledger::audit::merkle::{leaf_hash, verify_consistency, verify_inclusion, VerifyError};
-use ledger::audit::verify::{verify_export, ExportFaultKind, UnreadableLine, MAX_LINE_BYTES};
+use ledger::audit::time::parse_timestamp;
+use ledger::audit::verify::{
+    verify_export_with, Anchor, AnchorProof, ExportFaultKind, TrustedKey, UnreadableLine,
+    Verification, MAX_LINE_BYTES,
+};
 use ledger::audit::Hash32;
 use serde_json::Value;
 
@@ -38,9 +48,10 @@ const EXIT_USAGE: u8 = 2;
     version,
     about = "Verifies a signed ledger export, an inclusion proof or a consistency proof offline",
     after_help = "Without a subcommand, `ledger-verify <FILE> --public-key <KEY>` verifies an \
-                  export.\n\nKEY is a PEM file (-----BEGIN PUBLIC KEY-----) or the base64 of the \
-                  32-byte Ed25519 public key, as GET /v1/keys gives it.\n\nExit codes: 0 valid, 1 \
-                  invalid (the first fault is printed), 2 usage error."
+                  export.\n\nKEY is a PEM file (-----BEGIN PUBLIC KEY-----), the base64 of the \
+                  32-byte Ed25519 public key, or a file holding the JSON of GET /v1/keys (all \
+                  keys, current and retired, with their valid_from and retired_at).\n\nExit \
+                  codes: 0 valid, 1 invalid (the first fault is printed), 2 usage error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -64,9 +75,19 @@ struct ExportArgs {
     /// The export file (JSON lines), or - for standard input.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// The service's Ed25519 public key: a PEM file or the base64 of its 32 bytes.
+    /// The service's Ed25519 public key: a PEM file, the base64 of its 32 bytes, or the JSON
+    /// of GET /v1/keys.
     #[arg(long, value_name = "KEY")]
     public_key: String,
+    /// Signed checkpoint notes kept earlier (GET /v1/ledgers/{ledger}/checkpoint): the
+    /// export's tree must contain each (same root at its size).
+    #[arg(long = "checkpoint", value_name = "NOTE_FILE", num_args = 1.., action = clap::ArgAction::Append)]
+    checkpoints: Vec<PathBuf>,
+    /// For a range export whose opening comes after a kept checkpoint: the service's
+    /// consistency proof (GET .../proofs/consistency?from_size=<kept size>&to_size=<a size
+    /// from the opening to to_seq>) as a JSON file.
+    #[arg(long = "consistency-proof", value_name = "FILE", action = clap::ArgAction::Append)]
+    consistency_proofs: Vec<PathBuf>,
     /// Print the report or the fault as one JSON object.
     #[arg(long)]
     json: bool,
@@ -131,7 +152,8 @@ struct CheckpointArgs {
     /// signature, take the (newer) tree's size and root from it.
     #[arg(long, value_name = "FILE", requires = "public_key")]
     checkpoint: Option<PathBuf>,
-    /// The key that signs checkpoints: a PEM file or the base64 of its 32 bytes.
+    /// The key that signs checkpoints: a PEM file, the base64 of its 32 bytes, or the JSON of
+    /// GET /v1/keys.
     #[arg(long, value_name = "KEY")]
     public_key: Option<String>,
 }
@@ -189,11 +211,16 @@ fn with_default_subcommand(mut args: Vec<OsString>) -> Vec<OsString> {
 // Export.
 
 fn run_export(args: &ExportArgs) -> Result<u8, UsageError> {
-    let public_key = read_public_key(&args.public_key)?;
+    let keys = read_keys(&args.public_key)?;
+    let anchors = read_anchors(&args.checkpoints, &args.consistency_proofs)?;
+    let verification = Verification {
+        keys: &keys,
+        anchors: &anchors,
+    };
     let (reader, length) = open_input(&args.file)?;
     let bar = progress_bar(length);
     let lines = ExportLines::new(reader);
-    let result = verify_export(lines, &public_key, &mut |bytes| bar.set_position(bytes));
+    let result = verify_export_with(lines, &verification, &mut |bytes| bar.set_position(bytes));
     bar.finish_and_clear();
     match result {
         Ok(report) => {
@@ -221,6 +248,49 @@ fn run_export(args: &ExportArgs) -> Result<u8, UsageError> {
             }
         }
     }
+}
+
+/// The kept checkpoints, each with the consistency proof whose `from_size` is its size.
+fn read_anchors(notes: &[PathBuf], proofs: &[PathBuf]) -> Result<Vec<Anchor>, UsageError> {
+    let mut proofs = proofs
+        .iter()
+        .map(|path| {
+            let object = read_json(&path.to_string_lossy())?;
+            Ok((
+                json_u64(&object, "from_size")?,
+                AnchorProof {
+                    to_size: json_u64(&object, "to_size")?,
+                    proof: json_proof(&object)?,
+                },
+                path,
+            ))
+        })
+        .collect::<Result<Vec<_>, UsageError>>()?;
+    let mut anchors = Vec::with_capacity(notes.len());
+    for path in notes {
+        let note = std::fs::read_to_string(path)
+            .map_err(|error| usage(format!("--checkpoint {}: {error}", path.display())))?;
+        let size = note
+            .find("\n\n")
+            .and_then(|blank| Checkpoint::from_note_text(&note[..blank + 1]).ok())
+            .map(|checkpoint| checkpoint.size);
+        let proof = proofs
+            .iter()
+            .position(|(from_size, _, _)| Some(*from_size) == size)
+            .map(|index| proofs.remove(index).1);
+        anchors.push(Anchor {
+            name: path.display().to_string(),
+            note,
+            consistency: proof,
+        });
+    }
+    if let Some((from_size, _, path)) = proofs.first() {
+        return Err(usage(format!(
+            "--consistency-proof {}: from_size {from_size} is the size of no --checkpoint given",
+            path.display()
+        )));
+    }
+    Ok(anchors)
 }
 
 /// The file (or standard input for `-`) and its length when known, for the progress bar.
@@ -291,16 +361,78 @@ impl<R: BufRead> Iterator for ExportLines<R> {
 // ---------------------------------------------------------------------------------------------
 // Keys, hashes and checkpoints.
 
+/// The keys of `--public-key`: one key (PEM, base64) valid whenever, or every key of the JSON
+/// of `GET /v1/keys` with the times it was in service.
+fn read_keys(argument: &str) -> Result<Vec<TrustedKey>, UsageError> {
+    let text = key_argument_text(argument)?;
+    let text = text.trim();
+    if text.starts_with('[') || text.starts_with('{') {
+        return keys_from_json(argument, text);
+    }
+    Ok(vec![TrustedKey::new(public_key_from_text(argument, text)?)])
+}
+
+/// The JSON of `GET /v1/keys`: an array of `{id (or key_id), public_key (base64) or
+/// public_key_pem, valid_from, retired_at, ...}` (a single such object is taken too). Each
+/// key's id must be the id of its key.
+fn keys_from_json(argument: &str, text: &str) -> Result<Vec<TrustedKey>, UsageError> {
+    let bad = |reason: String| usage(format!("--public-key {argument}: {reason}"));
+    let value: Value =
+        serde_json::from_str(text).map_err(|error| bad(format!("not JSON: {error}")))?;
+    let entries = match value {
+        Value::Array(entries) => entries,
+        object @ Value::Object(_) => vec![object],
+        _ => return Err(bad("expected the array of GET /v1/keys".into())),
+    };
+    let time = |entry: &Value, key: &str| match &entry[key] {
+        Value::Null => Ok(None),
+        Value::String(text) => parse_timestamp(text)
+            .map(Some)
+            .ok_or_else(|| bad(format!("{key} {text:?} is not an RFC 3339 UTC time"))),
+        _ => Err(bad(format!("{key} must be a string or null"))),
+    };
+    let mut keys = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let key = match (
+            entry["public_key"].as_str(),
+            entry["public_key_pem"].as_str(),
+        ) {
+            (Some(base64), _) => public_key_from_text(argument, base64)?,
+            (None, Some(pem)) => public_key_from_text(argument, pem)?,
+            (None, None) => return Err(bad("a key without public_key or public_key_pem".into())),
+        };
+        let stated = entry["id"].as_str().or(entry["key_id"].as_str());
+        if stated.is_some_and(|stated| stated != key_id(&key)) {
+            return Err(bad(format!(
+                "the key listed as {:?} has the id {}",
+                stated.unwrap_or_default(),
+                key_id(&key)
+            )));
+        }
+        keys.push(TrustedKey {
+            valid_from: time(entry, "valid_from")?,
+            retired_at: time(entry, "retired_at")?,
+            ..TrustedKey::new(key)
+        });
+    }
+    if keys.is_empty() {
+        return Err(bad("the key list is empty".into()));
+    }
+    Ok(keys)
+}
+
+fn key_argument_text(argument: &str) -> Result<String, UsageError> {
+    let path = Path::new(argument);
+    if path.is_file() {
+        return std::fs::read_to_string(path)
+            .map_err(|error| usage(format!("--public-key {argument}: {error}")));
+    }
+    Ok(argument.to_owned())
+}
+
 /// A PEM file (SPKI, `-----BEGIN PUBLIC KEY-----`), a file holding the base64, or the base64 of
 /// the 32-byte key itself.
-fn read_public_key(argument: &str) -> Result<VerifyingKey, UsageError> {
-    let path = Path::new(argument);
-    let text = if path.is_file() {
-        std::fs::read_to_string(path)
-            .map_err(|error| usage(format!("--public-key {argument}: {error}")))?
-    } else {
-        argument.to_owned()
-    };
+fn public_key_from_text(argument: &str, text: &str) -> Result<VerifyingKey, UsageError> {
     let text = text.trim();
     if text.starts_with("-----BEGIN") {
         return VerifyingKey::from_public_key_pem(text).map_err(|error| {
@@ -377,12 +509,15 @@ fn read_checkpoint(
     public_key: Option<&str>,
 ) -> Result<Result<Checkpoint, String>, UsageError> {
     let public_key = public_key.ok_or_else(|| usage("--checkpoint needs --public-key"))?;
-    let key = read_public_key(public_key)?;
+    let keys = read_keys(public_key)?;
     let note = std::fs::read_to_string(path)
         .map_err(|error| usage(format!("{}: {error}", path.display())))?;
     let origin = note.split('\n').next().unwrap_or_default();
-    let opened = NoteVerifier::new(origin, key)
-        .and_then(|verifier| open_checkpoint(&note, origin, &[verifier]))
+    let opened = keys
+        .iter()
+        .map(|key| NoteVerifier::new(origin, key.key))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|verifiers| open_checkpoint(&note, origin, &verifiers))
         .map_err(|error| format!("checkpoint_invalid: {}: {error}", path.display()));
     Ok(opened)
 }

@@ -255,7 +255,10 @@ fn check_text(
     let length = text.chars().count();
     if length == 0 || length > max_chars || !allowed(text) {
         let shown: String = text.chars().take(80).collect();
-        return Err(Violation::new(limit, format!("{shown:?} breaks: {}", limit.rule)));
+        return Err(Violation::new(
+            limit,
+            format!("{shown:?} breaks: {}", limit.rule),
+        ));
     }
     Ok(())
 }
@@ -277,7 +280,9 @@ pub fn check_account_code(text: &str) -> Result<(), Violation> {
 }
 
 pub fn check_transfer_code(text: &str) -> Result<(), Violation> {
-    check_text(&TRANSFER_CODE, text, 64, |text| text.bytes().all(is_code_byte))
+    check_text(&TRANSFER_CODE, text, 64, |text| {
+        text.bytes().all(is_code_byte)
+    })
 }
 
 pub fn check_reference(text: &str) -> Result<(), Violation> {
@@ -622,7 +627,10 @@ mod tests {
             (true, MAX_TIMEOUT_SECONDS + 1, &TIMEOUT_SECONDS),
             (false, 60, &TIMEOUT_REQUIRES_PENDING),
         ] {
-            assert_eq!(check_timeout(pending, Some(seconds)).unwrap_err().limit, limit);
+            assert_eq!(
+                check_timeout(pending, Some(seconds)).unwrap_err().limit,
+                limit
+            );
         }
     }
 
@@ -641,7 +649,10 @@ mod tests {
             (json!({"s": "a\u{0}b"}), &METADATA_TEXT),
             (json!({"a\u{0}": 1}), &METADATA_TEXT),
             (json!({ "a": deep }), &METADATA_DEPTH),
-            (json!({ "k": "x".repeat(MAX_METADATA_BYTES) }), &METADATA_SIZE),
+            (
+                json!({ "k": "x".repeat(MAX_METADATA_BYTES) }),
+                &METADATA_SIZE,
+            ),
         ];
         for (value, limit) in cases {
             assert_eq!(check_metadata(&value).unwrap_err().limit, limit, "{value}");
@@ -689,14 +700,24 @@ mod tests {
     fn an_origin_is_a_prefix_and_the_ledger_name() {
         assert!(check_origin("ledger/main", "main").is_ok());
         assert!(check_origin("ledger.example.com/books/main", "main").is_ok());
-        for origin in ["ledger/other", "/main", "main", "ledger/xmain", "led ger/main", "a+b/main"] {
+        for origin in [
+            "ledger/other",
+            "/main",
+            "main",
+            "ledger/xmain",
+            "led ger/main",
+            "a+b/main",
+        ] {
             assert!(check_origin(origin, "main").is_err(), "{origin}");
         }
     }
 
     #[test]
     fn journal_amounts_carry_exactly_their_currency_s_scale() {
-        assert_eq!(check_journal_amount("10.50", 2).unwrap().to_string(), "10.50");
+        assert_eq!(
+            check_journal_amount("10.50", 2).unwrap().to_string(),
+            "10.50"
+        );
         for (text, limit) in [
             ("10.5", &AMOUNT_SCALE),
             ("10.500", &AMOUNT_SCALE),
@@ -705,7 +726,11 @@ mod tests {
             ("1e3", &AMOUNT_SYNTAX),
             ("100000000000000000000000000.00", &AMOUNT_MAX),
         ] {
-            assert_eq!(check_journal_amount(text, 2).unwrap_err().limit, limit, "{text}");
+            assert_eq!(
+                check_journal_amount(text, 2).unwrap_err().limit,
+                limit,
+                "{text}"
+            );
         }
     }
 }

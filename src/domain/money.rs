@@ -73,36 +73,47 @@ impl Currency {
     }
 }
 
-/// The edition of the ISO 4217 table below (docs/AUDIT_FORMAT.md §2.2).
+/// The edition of the ISO 4217 table of [`ISO_4217_TABLE`] (docs/AUDIT_FORMAT.md §2.2).
 pub const ISO_4217_EDITION: &str = "ISO 4217 List One as published by SIX, amendment 177 (2024)";
 
-/// Minor-unit scale of active ISO 4217 alpha codes (list of 2024, amendment 177). Codes whose
-/// minor unit is "N.A." in the table (XAU, XAG, XPT, XPD, XDR, XSU, XUA, XBA–XBD, XTS, XXX)
-/// are not here: a ledger that needs one declares it as a custom asset with its own scale.
+/// Minor-unit scale of active ISO 4217 alpha codes (list of 2024, amendment 177), by scale.
+/// Codes whose minor unit is "N.A." in the table (XAG, XAU, XBA, XBB, XBC, XBD, XDR, XPD, XPT,
+/// XSU, XTS, XUA, XXX) are not here: a ledger that needs one declares it as a custom asset with
+/// its own scale. docs/AUDIT_FORMAT.md §2.2 lists this table (a test keeps the two equal).
+pub static ISO_4217_TABLE: [(u32, &[&str]); 4] = [
+    (
+        0,
+        &[
+            "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+            "VND", "VUV", "XAF", "XOF", "XPF",
+        ],
+    ),
+    (
+        2,
+        &[
+            "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD",
+            "BDT", "BGN", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+            "CAD", "CDF", "CHE", "CHF", "CHW", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK",
+            "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS",
+            "GIP", "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IRR",
+            "JMD", "KES", "KGS", "KHR", "KPW", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL",
+            "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN",
+            "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PGK",
+            "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SBD", "SCR", "SDG", "SEK",
+            "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS",
+            "TMT", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "USN", "UYU", "UZS", "VED",
+            "VES", "WST", "XCD", "XCG", "YER", "ZAR", "ZMW", "ZWG",
+        ],
+    ),
+    (3, &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"]),
+    (4, &["CLF", "UYW"]),
+];
+
 fn iso_4217_scale(code: &str) -> Option<u32> {
-    const SCALE_0: &[&str] = &[
-        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-        "VUV", "XAF", "XOF", "XPF",
-    ];
-    const SCALE_3: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-    const SCALE_4: &[&str] = &["CLF", "UYW"];
-    const SCALE_2: &[&str] = &[
-        "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
-        "BGN", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
-        "CHE", "CHF", "CHW", "CNY", "COP", "COU", "CRC", "CUP", "CVE", "CZK", "DKK", "DOP", "DZD",
-        "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GTQ", "GYD",
-        "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IRR", "JMD", "KES", "KGS", "KHR", "KPW",
-        "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT",
-        "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK",
-        "NPR", "NZD", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR",
-        "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP",
-        "SZL", "THB", "TJS", "TMT", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "USN", "UYU",
-        "UZS", "VED", "VES", "WST", "XCD", "XCG", "YER", "ZAR", "ZMW", "ZWG",
-    ];
-    [(SCALE_0, 0), (SCALE_2, 2), (SCALE_3, 3), (SCALE_4, 4)]
+    ISO_4217_TABLE
         .iter()
-        .find(|(codes, _)| codes.contains(&code))
-        .map(|(_, scale)| *scale)
+        .find(|(_, codes)| codes.contains(&code))
+        .map(|(scale, _)| *scale)
 }
 
 /// Why a decimal text is not an acceptable amount.
@@ -317,8 +328,14 @@ mod tests {
             format_minor_units(above_decimal, 2),
             format!("3{}.00", "0".repeat(26))
         );
-        assert_eq!(minor_units(parse_amount("10.50", 2).unwrap(), 2), Some(1050));
-        assert_eq!(minor_units(parse_amount("10.5", 2).unwrap(), 3), Some(10500));
+        assert_eq!(
+            minor_units(parse_amount("10.50", 2).unwrap(), 2),
+            Some(1050)
+        );
+        assert_eq!(
+            minor_units(parse_amount("10.5", 2).unwrap(), 3),
+            Some(10500)
+        );
         assert_eq!(minor_units(parse_amount("10.505", 3).unwrap(), 2), None);
     }
 

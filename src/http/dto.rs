@@ -1,5 +1,9 @@
 //! The JSON of the API: request and response bodies, and their conversions to and from
 //! domain values. Requests reject unknown fields; amounts are decimal strings, never numbers.
+//!
+//! Every limit on what a request may record is one of `domain::limits`, checked here by the
+//! same functions the engine and `ledger-verify` run (mostly through the parsing newtypes);
+//! this module only chooses the problem each broken limit answers with.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,6 +13,7 @@ use uuid::Uuid;
 use super::problem::ApiError;
 use crate::audit::time::format_timestamp;
 use crate::audit::JournalEvent;
+use crate::domain::limits::{self, Violation};
 use crate::domain::money::{parse_amount, parse_decimal_text};
 use crate::domain::*;
 use crate::storage::LedgerRecord;
@@ -27,46 +32,16 @@ pub fn optional_field<T>(
     text.map(|text| field(name, parse(&text))).transpose()
 }
 
+/// Metadata under the `metadata_*` limits: an object of at most 4 KiB of canonical JSON, 32
+/// levels deep, without NUL (PostgreSQL's `jsonb` refuses it, and the whole batch's commit
+/// would fail) and without numbers canonical JSON cannot tell apart (beyond ±(2^53 − 1)).
 fn metadata(value: Option<Value>) -> Result<Metadata, ApiError> {
     let value = value.unwrap_or_else(|| Value::Object(Default::default()));
-    field(
-        "metadata",
-        storable_and_hashable(&value).and_then(|()| Metadata::parse(value)),
-    )
+    field("metadata", Metadata::parse(value))
 }
 
-/// Integers beyond this lose digits in canonical JSON (RFC 8785 writes numbers as IEEE doubles),
-/// so the event hash and the request fingerprint would not cover the value stored.
-const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-
-/// What the shell must refuse in client JSON it stores and hashes: the NUL character, which
-/// PostgreSQL's `jsonb` refuses (the whole batch's commit would fail), and integers that
-/// canonical JSON cannot tell apart.
-fn storable_and_hashable(value: &Value) -> Result<(), String> {
-    let text = |text: &str| match text.contains('\0') {
-        true => Err("metadata must not contain the NUL character (\\u0000)".to_owned()),
-        false => Ok(()),
-    };
-    match value {
-        Value::Null | Value::Bool(_) => Ok(()),
-        Value::String(string) => text(string),
-        Value::Number(number) => {
-            let magnitude = number
-                .as_u64()
-                .or_else(|| number.as_i64().map(i64::unsigned_abs));
-            match magnitude {
-                Some(magnitude) if magnitude > MAX_SAFE_INTEGER => Err(format!(
-                    "metadata integers must be within ±(2^53 − 1), got {number}; send larger ones as strings"
-                )),
-                _ => Ok(()),
-            }
-        }
-        Value::Array(items) => items.iter().try_for_each(storable_and_hashable),
-        Value::Object(map) => map.iter().try_for_each(|(key, member)| {
-            text(key)?;
-            storable_and_hashable(member)
-        }),
-    }
+fn invalid(name: &str, violation: Violation) -> ApiError {
+    ApiError::invalid_field(name, violation)
 }
 
 // ---------------------------------------------------------------- ledgers
@@ -100,29 +75,18 @@ pub struct CreateLedgerRequest {
 impl CreateLedgerRequest {
     pub fn into_new_ledger(self) -> Result<NewLedger, ApiError> {
         let name = field("name", LedgerName::parse(&self.name))?;
-        if self.assets.len() > NewLedger::MAX_ASSETS {
-            return Err(ApiError::invalid_field(
-                "assets",
-                format!("at most {} assets", NewLedger::MAX_ASSETS),
-            ));
-        }
         let mut assets: Vec<Currency> = Vec::with_capacity(self.assets.len());
         for asset in self.assets {
             let code = field("assets.code", CurrencyCode::parse(&asset.code))?;
-            if Currency::iso(code.as_str()).is_some() {
-                return Err(ApiError::invalid_field(
-                    "assets.code",
-                    format!("{code} is an ISO 4217 currency already"),
-                ));
-            }
-            if assets.iter().any(|known| known.code() == &code) {
-                return Err(ApiError::invalid_field(
-                    "assets.code",
-                    format!("{code} is declared twice"),
-                ));
-            }
             assets.push(field("assets.scale", Currency::new(code, asset.scale))?);
         }
+        limits::check_assets(&assets).map_err(|violation| {
+            let name = match violation.limit == &limits::ASSETS_COUNT {
+                true => "assets",
+                false => "assets.code",
+            };
+            invalid(name, violation)
+        })?;
         Ok(NewLedger {
             name,
             assets,
@@ -196,16 +160,17 @@ impl OpenAccountRequest {
     ) -> Result<NewAccount, ApiError> {
         let code = field("currency", CurrencyCode::parse(&self.currency))?;
         let currency = currency_of(ledger, &code)?;
-        let constraint = BalanceConstraint::from_flags(
+        let (debits, credits) = (
             self.debits_must_not_exceed_credits,
             self.credits_must_not_exceed_debits,
-        )
-        .ok_or_else(|| {
-            ApiError::invalid_field(
-                "debits_must_not_exceed_credits",
-                "an account takes at most one balance constraint",
-            )
-        })?;
+        );
+        let constraint = limits::check_balance_constraint(debits, credits)
+            .and_then(|()| {
+                BalanceConstraint::from_flags(debits, credits).ok_or_else(|| {
+                    Violation::new(&limits::BALANCE_CONSTRAINT, "two balance constraints")
+                })
+            })
+            .map_err(|violation| invalid("debits_must_not_exceed_credits", violation))?;
         Ok(NewAccount {
             id: AccountId::new(self.id.unwrap_or(generated_id)),
             code: field("code", AccountCode::parse(&self.code))?,
@@ -340,17 +305,12 @@ impl CreateTransferRequest {
         if self.debit_account_id == self.credit_account_id {
             return Err(Rejection::SameAccount.into());
         }
-        if let Some(seconds) = self.timeout_seconds {
-            if !self.pending {
-                return Err(Rejection::TimeoutWithoutPending.into());
+        limits::check_timeout(self.pending, self.timeout_seconds).map_err(|violation| {
+            match violation.limit == &limits::TIMEOUT_REQUIRES_PENDING {
+                true => Rejection::TimeoutWithoutPending.into(),
+                false => invalid("timeout_seconds", violation),
             }
-            if seconds == 0 || seconds > NewTransfer::MAX_TIMEOUT_SECONDS {
-                return Err(ApiError::invalid_field(
-                    "timeout_seconds",
-                    format!("must be 1 to {}", NewTransfer::MAX_TIMEOUT_SECONDS),
-                ));
-            }
-        }
+        })?;
         Ok(NewTransfer {
             id: TransferId::new(self.id.unwrap_or(generated_id)),
             debit_account_id: AccountId::new(self.debit_account_id),
@@ -570,7 +530,7 @@ mod tests {
 
     #[test]
     fn metadata_refuses_what_postgres_or_canonical_json_would_not_keep_exactly() {
-        let safe = MAX_SAFE_INTEGER;
+        let safe = limits::MAX_METADATA_NUMBER;
         assert!(metadata(Some(json!({"n": safe, "m": -(safe as i64), "x": 0.1}))).is_ok());
         for unsafe_value in [
             json!({"n": safe + 1}),

@@ -86,6 +86,7 @@ pub fn openapi() -> OpenApi {
         .configure(routes)
         .split_for_parts();
     document_refusals(&mut api);
+    problems_as_problem_json(&mut api);
     api
 }
 
@@ -137,6 +138,35 @@ fn document_refusals(api: &mut OpenApi) {
                     .responses
                     .entry(status.to_owned())
                     .or_insert(RefOr::T(response));
+            }
+        }
+    }
+}
+
+/// Every error response is sent as `application/problem+json`: so it is documented, whatever
+/// content type a handler's annotation defaulted to.
+fn problems_as_problem_json(api: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let is_error = status.starts_with('4') || status.starts_with('5');
+                let RefOr::T(response) = response else { continue };
+                if !is_error {
+                    continue;
+                }
+                if let Some(content) = response.content.shift_remove("application/json") {
+                    response
+                        .content
+                        .insert("application/problem+json".to_owned(), content);
+                }
             }
         }
     }
@@ -228,6 +258,7 @@ pub fn build_app(
         .configure(routes)
         .split_for_parts();
     document_refusals(&mut api);
+    problems_as_problem_json(&mut api);
     app.app_data(state)
         .app_data(web::PayloadConfig::default().limit(max_body_bytes))
         .app_data(web::QueryConfig::default().error_handler(query_error))

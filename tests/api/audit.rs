@@ -440,9 +440,43 @@ async fn the_integrity_check_passes_a_sound_ledger_and_names_what_was_tampered_w
     assert!(findings
         .iter()
         .any(|finding| finding["check"] == "balanced_currencies"));
+}
+
+/// On a ledger of its own name: the metrics recorder is shared by every test of the process, and
+/// other tests' ledgers called `main` pass their checks concurrently.
+#[tokio::test]
+async fn a_failed_integrity_check_is_exposed_as_a_metric_of_its_ledger() {
+    let app = spawn_app().await;
+    let ledger = format!("gauge-{}", Uuid::new_v4().simple());
+    app.create_ledger(&ledger).await;
+    let world = app
+        .open_account(&ledger, "world", json!({"normal_side": "debit"}))
+        .await;
+    let wallet = app.open_account(&ledger, "wallet", json!({})).await;
+    let reply = app.transfer(&ledger, world, wallet, "1.00").await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let owner = owner_connection(&app.database).await;
+    owner
+        .batch_execute(
+            "SET session_replication_role = replica; \
+             UPDATE accounts SET posted_credits = posted_credits + 1 WHERE code = 'wallet'; \
+             SET session_replication_role = origin;",
+        )
+        .await
+        .unwrap();
+    let reply = app
+        .send(
+            "POST",
+            &format!("/v1/ledgers/{ledger}/integrity-checks"),
+            Some(&json!({})),
+            Some(&app.tokens.auditor),
+            Some(&Uuid::new_v4().to_string()),
+        )
+        .await;
+    assert_eq!(reply.body["status"], "failed", "{}", reply.text);
     let metrics = app.get("/metrics").await.text;
     assert!(
-        metrics.contains("ledger_integrity_check_passed{ledger=\"main\"} 0"),
+        metrics.contains(&format!("ledger_integrity_check_passed{{ledger=\"{ledger}\"}} 0")),
         "exposed as a metric"
     );
 }

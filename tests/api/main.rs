@@ -18,3 +18,4 @@ mod plans;
 mod reconciliation;
 mod tamper;
 mod transfers;
+mod verify_limits;
