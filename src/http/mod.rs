@@ -158,7 +158,9 @@ fn problems_as_problem_json(api: &mut OpenApi) {
         for operation in operations.into_iter().flatten() {
             for (status, response) in operation.responses.responses.iter_mut() {
                 let is_error = status.starts_with('4') || status.starts_with('5');
-                let RefOr::T(response) = response else { continue };
+                let RefOr::T(response) = response else {
+                    continue;
+                };
                 if !is_error {
                     continue;
                 }

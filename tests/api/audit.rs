@@ -476,7 +476,9 @@ async fn a_failed_integrity_check_is_exposed_as_a_metric_of_its_ledger() {
     assert_eq!(reply.body["status"], "failed", "{}", reply.text);
     let metrics = app.get("/metrics").await.text;
     assert!(
-        metrics.contains(&format!("ledger_integrity_check_passed{{ledger=\"{ledger}\"}} 0")),
+        metrics.contains(&format!(
+            "ledger_integrity_check_passed{{ledger=\"{ledger}\"}} 0"
+        )),
         "exposed as a metric"
     );
 }
