@@ -11,7 +11,7 @@ use super::problem::{ApiError, Problem};
 use super::respond::{path_uuid, Intent};
 use super::state::AppState;
 use super::write::submit_one;
-use super::IdempotencyKeyHeader;
+use super::{IdempotencyKeyHeader, RequiredIdempotencyKeyHeader};
 use crate::domain::{AccountId, Command};
 
 /// Open an account. With a client-chosen `id`, a retry with the same fields returns it (200).
@@ -128,7 +128,7 @@ async fn account_action(
 /// Freeze an account: it takes no new transfer (voids and reversals excepted).
 #[utoipa::path(
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), IdempotencyKeyHeader),
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), RequiredIdempotencyKeyHeader),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
     responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to)", body = Problem))
 )]
@@ -146,7 +146,7 @@ pub async fn freeze_account(
 /// Unfreeze a frozen account.
 #[utoipa::path(
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), IdempotencyKeyHeader),
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), RequiredIdempotencyKeyHeader),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
     responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to)", body = Problem))
 )]
@@ -172,7 +172,7 @@ pub async fn unfreeze_account(
 /// Close an account, final: only when its balances net to zero and nothing is pending.
 #[utoipa::path(
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), IdempotencyKeyHeader),
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), RequiredIdempotencyKeyHeader),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
     responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to), `account_not_empty`", body = Problem))
 )]

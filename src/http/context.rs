@@ -131,7 +131,7 @@ pub fn parse_json_body<T: DeserializeOwned>(
     body: &[u8],
     empty_is_object: bool,
 ) -> Result<(T, Value), ApiError> {
-    let value = if body.is_empty() && empty_is_object {
+    let value = if empty_is_object && is_empty_or_null(body) {
         Value::Object(Default::default())
     } else {
         let is_json = request
@@ -167,6 +167,12 @@ pub fn parse_json_body<T: DeserializeOwned>(
     Ok((parsed, value))
 }
 
+/// An absent body, or the JSON `null` (a client with no fields to send may send either).
+fn is_empty_or_null(body: &[u8]) -> bool {
+    let text = body.trim_ascii();
+    text.is_empty() || text == b"null"
+}
+
 /// A JSON value read like `serde_json::Value`, except that an object naming a key twice is an
 /// error: with "last one wins", `{"amount":"1.00","amount":"1000.00"}` would move 1000.00 and
 /// two different bodies would share one fingerprint.
@@ -199,7 +205,14 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         Ok(Value::from(value))
     }
 
+    /// `142.0` is the integer 142 (JSON Schema says so, and RFC 8785 writes it `142`, so the
+    /// fingerprint and the journal cannot tell them apart either): read as one, so that an
+    /// integer field accepts it.
     fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        const EXACT: f64 = 9_007_199_254_740_991.0;
+        if value.fract() == 0.0 && value.abs() <= EXACT {
+            return Ok(Value::from(value as i64));
+        }
         Ok(serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number))
     }
 

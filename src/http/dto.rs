@@ -50,7 +50,7 @@ fn invalid(name: &str, violation: Violation) -> ApiError {
 #[serde(deny_unknown_fields)]
 pub struct AssetBody {
     /// `^[A-Z][A-Z0-9_]{1,15}$`, not an ISO 4217 code.
-    #[schema(example = "USDC")]
+    #[schema(pattern = r"^[A-Z][A-Z0-9_]{1,15}$", example = "USDC")]
     pub code: String,
     /// Decimals of the asset's minor unit, 0 to 18.
     #[schema(minimum = 0, maximum = 18, example = 6)]
@@ -137,10 +137,10 @@ pub struct OpenAccountRequest {
     /// Client-chosen id; a retry with the same id and fields returns the account (200).
     pub id: Option<Uuid>,
     /// Unique in the ledger, `^[A-Za-z0-9:_.-]{1,128}$`.
-    #[schema(example = "customer:42:wallet")]
+    #[schema(pattern = r"^[A-Za-z0-9:_.-]{1,128}$", example = "customer:42:wallet")]
     pub code: String,
     /// ISO 4217 code or a custom asset of the ledger.
-    #[schema(example = "EUR")]
+    #[schema(pattern = r"^[A-Z][A-Z0-9_]{1,15}$", example = "EUR")]
     pub currency: String,
     pub normal_side: NormalSideBody,
     #[serde(default)]
@@ -272,14 +272,24 @@ pub struct CreateTransferRequest {
     /// Decimal string, > 0, at most the currency's decimals.
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "10.50")]
     pub amount: String,
-    #[schema(example = "EUR")]
+    #[schema(pattern = r"^[A-Z][A-Z0-9_]{1,15}$", example = "EUR")]
     pub currency: String,
     /// Client-defined type, `^[A-Za-z0-9:_.-]{1,64}$`.
-    #[schema(example = "card_settlement")]
+    #[schema(pattern = r"^[A-Za-z0-9:_.-]{1,64}$", example = "card_settlement")]
     pub code: Option<String>,
     /// External reference (≤ 128 characters), used by reconciliation.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub reference: Option<String>,
     /// At most 512 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub description: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -288,6 +298,7 @@ pub struct CreateTransferRequest {
     #[serde(default)]
     pub pending: bool,
     /// Pending only: expire after this many seconds (1 to 34,560,000).
+    #[schema(minimum = 1, maximum = 34_560_000)]
     pub timeout_seconds: Option<u32>,
 }
 
@@ -474,8 +485,19 @@ pub struct ReverseTransferRequest {
     /// At most what is not yet reversed; absent: all of that.
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$", example = "2.00")]
     pub amount: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9:_.-]{1,64}$", example = "card_settlement")]
     pub code: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub reference: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub description: Option<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -502,6 +524,7 @@ pub struct TransferBatchRequest {
     /// `true`: all apply or none does (a multi-leg operation); `false`: each item its own result.
     pub atomic: bool,
     /// 1 to 1,000 transfers.
+    #[schema(min_items = 1, max_items = 1000)]
     pub transfers: Vec<CreateTransferRequest>,
 }
 

@@ -17,6 +17,7 @@ pub struct JournalQuery {
     /// Events with a greater seq (default 0: from the start).
     pub after_seq: Option<u64>,
     /// Events per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

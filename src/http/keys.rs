@@ -19,7 +19,7 @@ use super::paging::{page_size, PageQuery};
 use super::problem::{ApiError, Problem};
 use super::respond::{json_response, key_reused, path_uuid, send};
 use super::state::AppState;
-use super::IdempotencyKeyHeader;
+use super::RequiredIdempotencyKeyHeader;
 use crate::audit::time::format_timestamp;
 use crate::audit::Hash32;
 use crate::domain::LedgerName;
@@ -50,10 +50,11 @@ impl RoleBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// A label for people, 1 to 128 characters.
-    #[schema(example = "payments-service")]
+    #[schema(min_length = 1, max_length = 128, example = "payments-service")]
     pub name: String,
     pub role: RoleBody,
     /// Restrict the key to these ledgers (1 to 100); absent: every ledger.
+    #[schema(min_items = 1, max_items = 100)]
     pub ledgers: Option<Vec<String>>,
 }
 
@@ -112,7 +113,7 @@ fn parse_ledgers(names: Option<Vec<String>>) -> Result<Option<Vec<LedgerName>>, 
 /// Create an API key. The response carries its token, once.
 #[utoipa::path(
     tag = "api-keys",
-    params(IdempotencyKeyHeader),
+    params(RequiredIdempotencyKeyHeader),
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "Created; `token` is shown only here", body = ApiKeyBody),

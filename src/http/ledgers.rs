@@ -12,7 +12,7 @@ use super::paging::{decode_cursor, encode_cursor, page_size, PageQuery};
 use super::problem::{ApiError, Problem};
 use super::respond::{json_response, key_reused, send};
 use super::state::AppState;
-use super::IdempotencyKeyHeader;
+use super::RequiredIdempotencyKeyHeader;
 use crate::audit::ChainHead;
 use crate::domain::Book;
 use crate::storage::idempotency::{Claim, Idempotent};
@@ -21,7 +21,7 @@ use crate::storage::{LedgerRecord, NewLedgerRow, StorageError};
 /// Create a ledger. Its first journal event, `ledger_created`, is seq 1.
 #[utoipa::path(
     tag = "ledgers",
-    params(IdempotencyKeyHeader),
+    params(RequiredIdempotencyKeyHeader),
     request_body = CreateLedgerRequest,
     responses(
         (status = 201, description = "Created", body = LedgerBody),

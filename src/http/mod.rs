@@ -96,6 +96,10 @@ fn document_refusals(api: &mut OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     let refusals = [
         (
+            "400",
+            "`invalid_query`, `invalid_path`, `invalid_id`, `invalid_body`, `invalid_field`, `invalid_idempotency_key`: a malformed request",
+        ),
+        (
             "401",
             "`unauthenticated`, `invalid_api_key`: no key, an unknown or a revoked one",
         ),
@@ -124,6 +128,41 @@ fn document_refusals(api: &mut OpenApi) {
             });
             if open {
                 continue;
+            }
+            let takes_a_key = operation
+                .parameters
+                .iter()
+                .flatten()
+                .any(|parameter| {
+                    matches!(parameter, RefOr::T(parameter) if parameter.name == "Idempotency-Key")
+                });
+            if takes_a_key {
+                let problem = ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+                    .build();
+                operation.responses.responses.entry("422".to_owned()).or_insert(RefOr::T(
+                    ResponseBuilder::new()
+                        .description("`idempotency_key_reused`: this Idempotency-Key was used for another request")
+                        .content("application/problem+json", problem)
+                        .build(),
+                ));
+            }
+            if operation.request_body.is_some() {
+                let problem = ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+                    .build();
+                operation
+                    .responses
+                    .responses
+                    .entry("415".to_owned())
+                    .or_insert(RefOr::T(
+                        ResponseBuilder::new()
+                            .description(
+                                "`unsupported_media_type`: the body is not of the documented type",
+                            )
+                            .content("application/problem+json", problem)
+                            .build(),
+                    ));
             }
             for (status, description) in refusals {
                 let problem = ContentBuilder::new()
@@ -183,8 +222,23 @@ pub struct IdempotencyKeyHeader {
     /// `Idempotent-Replayed: true`; the same key with another request is
     /// `422 idempotency_key_reused`.
     #[serde(rename = "Idempotency-Key")]
+    #[param(min_length = 1, max_length = 255, pattern = "^[ -~]{1,255}$")]
     #[allow(dead_code)]
     idempotency_key: Option<String>,
+}
+
+/// The `Idempotency-Key` header of a state-changing POST whose body has no natural key: there
+/// it is required (`400 idempotency_key_required` without it).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct RequiredIdempotencyKeyHeader {
+    /// 1 to 255 printable ASCII characters. A retry with the same key and request gets the
+    /// original response with `Idempotent-Replayed: true`; the same key with another request is
+    /// `422 idempotency_key_reused`.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(min_length = 1, max_length = 255, pattern = "^[ -~]{1,255}$")]
+    #[allow(dead_code)]
+    idempotency_key: String,
 }
 
 fn openapi_base() -> OpenApi {

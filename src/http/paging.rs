@@ -17,6 +17,7 @@ pub struct PageQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -26,7 +27,10 @@ pub fn encode_cursor(after: i64) -> String {
 
 /// The position a cursor continues after; no cursor starts at the beginning.
 pub fn decode_cursor(cursor: Option<&str>) -> Result<i64, ApiError> {
-    let Some(cursor) = cursor else { return Ok(0) };
+    // An empty cursor is no cursor: the first page.
+    let Some(cursor) = cursor.filter(|cursor| !cursor.is_empty()) else {
+        return Ok(0);
+    };
     let invalid =
         || ApiError::bad_request("invalid_cursor", "cursor is not one this service issued");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;

@@ -22,7 +22,7 @@ use super::respond::{self, json_response, path_uuid};
 use super::state::AppState;
 use super::statements::statement_not_found;
 use super::write::submit;
-use super::IdempotencyKeyHeader;
+use super::RequiredIdempotencyKeyHeader;
 use crate::audit::codec::decode_data;
 use crate::audit::reconciliation::{
     day_from_date, encode_completed, format_day, item_line, ItemsDigest,
@@ -147,7 +147,7 @@ fn run_not_found(id: ReconciliationId) -> ApiError {
 /// Run a reconciliation of a statement against its account, as of the journal's head now.
 #[utoipa::path(
     tag = "reconciliation",
-    params(("ledger" = String, Path, description = "Ledger name"), IdempotencyKeyHeader),
+    params(("ledger" = String, Path, description = "Ledger name"), RequiredIdempotencyKeyHeader),
     request_body = CreateReconciliationRequest,
     responses(
         (status = 201, description = "Completed", body = ReconciliationBody),
@@ -429,6 +429,7 @@ pub struct ItemsQuery {
     /// `next_cursor` of the previous page (JSON only).
     pub cursor: Option<String>,
     /// Items per page, 1 to 1000 (default 100; JSON only).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -726,7 +727,7 @@ pub struct ResolvedItemBody {
 /// `reconciliation_item_resolved` event with the key as its actor.
 #[utoipa::path(
     tag = "reconciliation",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Run id"), ("item" = u64, Path, description = "Item number"), IdempotencyKeyHeader),
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Run id"), ("item" = u64, Path, description = "Item number"), RequiredIdempotencyKeyHeader),
     request_body = ResolveItemRequest,
     responses(
         (status = 200, description = "Resolved", body = ResolvedItemBody),

@@ -16,7 +16,7 @@ use super::problem::{ApiError, Problem};
 use super::respond::{self, path_uuid, Intent};
 use super::state::AppState;
 use super::write::{submit, submit_one};
-use super::IdempotencyKeyHeader;
+use super::{IdempotencyKeyHeader, RequiredIdempotencyKeyHeader};
 use crate::domain::{AccountId, Command, Rejection, TransferId, TransferState};
 use crate::storage::TransferFilter;
 use crate::writer::Outcome;
@@ -91,10 +91,12 @@ pub struct TransferListQuery {
     /// Only transfers debiting or crediting this account.
     pub account_id: Option<uuid::Uuid>,
     /// Only transfers in this state: `pending`, `posted`, `voided`, `expired`.
+    #[param(pattern = "^(pending|posted|voided|expired)$")]
     pub state: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -156,7 +158,7 @@ fn transfer_path(path: web::Path<(String, String)>) -> Result<(String, TransferI
 /// Post a pending transfer, in full or in part (the rest is released).
 #[utoipa::path(
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id"), IdempotencyKeyHeader),
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id"), RequiredIdempotencyKeyHeader),
     request_body(content = Option<PostTransferRequest>, description = "Optional; an empty body posts the full amount"),
     responses(
         (status = 200, description = "Posted", body = TransferBody),
@@ -192,7 +194,7 @@ pub async fn post_transfer(
 /// Void a pending transfer: its reservation is released.
 #[utoipa::path(
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id"), IdempotencyKeyHeader),
+    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id"), RequiredIdempotencyKeyHeader),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
     responses(
         (status = 200, description = "Voided", body = TransferBody),
