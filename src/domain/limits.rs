@@ -134,7 +134,7 @@ pub static AMOUNT_SYNTAX: Limit = Limit {
 pub static AMOUNT_SCALE: Limit = Limit {
     name: "amount_scale",
     rule: "an amount in the journal has exactly its currency's number of decimals (`\"10.50\"` \
-           for EUR, `\"7\"` for JPY); a request may write fewer, or more that are zeros",
+           for EUR, `\"7\"` for JPY); a request may write fewer, never more (zeros included), and no leading zero",
 };
 pub static AMOUNT_POSITIVE: Limit = Limit {
     name: "amount_positive",

@@ -144,7 +144,10 @@ impl fmt::Display for AmountError {
     }
 }
 
-/// Parses decimal text (`digits[.digits]`, no sign, no exponent) without a scale check.
+/// Parses decimal text without a scale check: `digits[.digits]`, no sign, no exponent, no
+/// leading zero (`"0.50"`, never `"00.50"` or `"01.00"`). The decimals written are kept
+/// (`"1.000"` has scale 3), so [`amount_at_scale`] refuses more decimals than a currency has even
+/// when they are zeros: one amount has one spelling.
 ///
 /// Keeping syntax separate from the scale lets a request carry an amount whose currency is only
 /// known once the transfer it refers to is loaded (posting or reversing a part of it).
@@ -155,41 +158,36 @@ pub fn parse_decimal_text(text: &str) -> Result<Decimal, AmountError> {
         None => (text, None),
     };
     let digits_only = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let leading_zero = whole.len() > 1 && whole.starts_with('0');
     if text.len() > MAX_TEXT_LENGTH
         || !digits_only(whole)
+        || leading_zero
         || fraction.is_some_and(|part| !digits_only(part))
     {
         return Err(AmountError::Malformed);
     }
-    // rust_decimal rounds text beyond 28 significant digits; count them first and refuse.
-    let whole = whole.trim_start_matches('0');
-    let fraction = fraction.unwrap_or("").trim_end_matches('0');
+    let fraction = fraction.unwrap_or("");
     if fraction.len() > MAX_SCALE as usize {
         return Err(AmountError::TooManyDecimals { scale: MAX_SCALE });
     }
-    if whole.len() + fraction.len() > 28 {
+    // rust_decimal rounds text beyond 28 significant digits; count them first and refuse.
+    let significant_whole = whole.trim_start_matches('0');
+    if significant_whole.len() + fraction.len() > 28 {
         return Err(AmountError::TooLarge);
     }
-    let whole = if whole.is_empty() { "0" } else { whole };
-    let trimmed = match fraction {
-        "" => whole.to_owned(),
-        _ => format!("{whole}.{fraction}"),
-    };
-    trimmed
-        .parse::<Decimal>()
-        .map_err(|_| AmountError::TooLarge)
+    text.parse::<Decimal>().map_err(|_| AmountError::TooLarge)
 }
 
-/// Brings a positive decimal to exactly `scale` decimals, refusing to round.
+/// Brings a positive decimal to exactly `scale` decimals, refusing to round and refusing more
+/// decimals than `scale`, zeros included.
 pub fn amount_at_scale(value: Decimal, scale: u32) -> Result<Decimal, AmountError> {
     if value <= Decimal::ZERO {
         return Err(AmountError::NotPositive);
     }
-    let normalized = value.normalize();
-    if normalized.scale() > scale {
+    if value.scale() > scale {
         return Err(AmountError::TooManyDecimals { scale });
     }
-    let mut rescaled = normalized;
+    let mut rescaled = value;
     rescaled.rescale(scale);
     if rescaled.scale() != scale || rescaled.mantissa() > MAX_MANTISSA {
         return Err(AmountError::TooLarge);
@@ -262,7 +260,20 @@ mod tests {
             parse_amount("1.5", 0),
             Err(AmountError::TooManyDecimals { scale: 0 })
         );
-        assert_eq!(parse_amount("1.000", 2).unwrap().to_string(), "1.00");
+        assert_eq!(
+            parse_amount("1.000", 2),
+            Err(AmountError::TooManyDecimals { scale: 2 }),
+            "one amount has one spelling: no more decimals than the currency's, zeros included"
+        );
+        assert_eq!(parse_amount("1.0", 2).unwrap().to_string(), "1.00");
+    }
+
+    #[test]
+    fn an_amount_with_a_leading_zero_is_malformed() {
+        for text in ["01.00", "00.50", "007"] {
+            assert_eq!(parse_amount(text, 2), Err(AmountError::Malformed), "{text}");
+        }
+        assert_eq!(parse_amount("0.50", 2).unwrap().to_string(), "0.50");
     }
 
     #[test]
@@ -295,11 +306,9 @@ mod tests {
             Err(AmountError::Malformed)
         );
         assert_eq!(
-            parse_amount(&format!("1.{}", "0".repeat(40)), 2)
-                .unwrap()
-                .to_string(),
-            "1.00",
-            "insignificant zeros do not count"
+            parse_amount(&format!("1.{}", "0".repeat(40)), 2),
+            Err(AmountError::TooManyDecimals { scale: 18 }),
+            "zeros past the currency's decimals are decimals too"
         );
         assert_eq!(
             parse_amount(&format!("0.{}1", "0".repeat(20)), 2),

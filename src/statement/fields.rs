@@ -94,11 +94,28 @@ fn decimal_at_scale(digits: &str, shown: &str, currency: &Currency) -> Result<De
             "amount has more than {MAX_AMOUNT_CHARS} characters"
         ));
     }
-    let value = parse_decimal_text(digits).map_err(|e| amount_reason(e, shown, currency))?;
+    // Bank files pad: leading zeros and trailing fraction zeros are tolerated here (the API's
+    // amounts have one spelling); significant decimals beyond the currency's are still refused.
+    let unpadded = without_padding(digits);
+    let value = parse_decimal_text(&unpadded).map_err(|e| amount_reason(e, shown, currency))?;
     if value.is_zero() {
         return Ok(currency.zero());
     }
-    amount_at_scale(value, currency.scale()).map_err(|e| amount_reason(e, shown, currency))
+    amount_at_scale(value.normalize(), currency.scale())
+        .map_err(|e| amount_reason(e, shown, currency))
+}
+
+/// `"007.50"` as `"7.50"`: the zeros a bank pads amounts with.
+fn without_padding(digits: &str) -> String {
+    if !digits.starts_with('0') {
+        return digits.to_owned();
+    }
+    let rest = digits.trim_start_matches('0');
+    if rest.is_empty() || rest.starts_with('.') {
+        format!("0{rest}")
+    } else {
+        rest.to_owned()
+    }
 }
 
 fn amount_reason(error: AmountError, shown: &str, currency: &Currency) -> Reason {
