@@ -215,7 +215,7 @@ impl SubtreeId {
 
     /// Whether the storage layer keeps this subtree's root (levels 8, 16, …).
     pub fn is_stored_level(&self) -> bool {
-        self.level > 0 && self.level % STORED_LEVEL_STRIDE == 0
+        self.level > 0 && self.level.is_multiple_of(STORED_LEVEL_STRIDE)
     }
 }
 
@@ -235,7 +235,7 @@ impl LeafRange {
             return Err(invalid);
         }
         let largest_subtree = 1u64 << (63 - (end - start).leading_zeros());
-        if start % largest_subtree != 0 {
+        if !start.is_multiple_of(largest_subtree) {
             return Err(invalid);
         }
         Ok(LeafRange { start, end })
