@@ -190,11 +190,11 @@ pub async fn create_reconciliation(
     let new_run = NewRun {
         id: ReconciliationId::new(uuid::Uuid::now_v7()),
         statement_id,
-        account_id: statement.account_id,
+        account_id: statement.header.account_id,
         cutoff_seq: head.chain.seq,
         date_window_days: window,
-        period_start: statement.period_start,
-        period_end: statement.period_end,
+        period_start: statement.header.period_start,
+        period_end: statement.header.period_end,
         api_key_id: claim.scope.api_key_id,
         idempotency_key: claim.scope.key.clone(),
         fingerprint: claim.fingerprint.0,
@@ -215,7 +215,15 @@ pub async fn create_reconciliation(
         )));
     }
     let started = std::time::Instant::now();
-    let answer = complete_run(&state, &ledger, &context, claim, run, &statement.sha256).await;
+    let answer = complete_run(
+        &state,
+        &ledger,
+        &context,
+        claim,
+        run,
+        &statement.header.sha256,
+    )
+    .await;
     record_run_metrics(&answer, started);
     answer
 }
@@ -345,8 +353,8 @@ async fn summarize(
     };
     let day_after_end = run.period_end.next_day().unwrap_or(run.period_end);
     let balances = BalanceFinding {
-        statement_opening: statement.opening_balance,
-        statement_closing: statement.closing_balance,
+        statement_opening: statement.header.opening_balance,
+        statement_closing: statement.header.closing_balance,
         book_opening: balance_before(run.period_start).await?,
         book_closing: balance_before(day_after_end).await?,
     };

@@ -114,26 +114,27 @@ pub struct StatementBody {
 
 impl StatementBody {
     pub fn new(ledger: &str, record: &StatementRecord) -> StatementBody {
+        let header = &record.header;
         StatementBody {
-            id: record.id.as_uuid(),
+            id: header.id.as_uuid(),
             ledger: ledger.to_owned(),
-            account_id: record.account_id.as_uuid(),
-            format: record.format.clone(),
-            sha256: hex::encode(record.sha256),
-            byte_count: record.byte_count,
+            account_id: header.account_id.as_uuid(),
+            format: header.format.clone(),
+            sha256: hex::encode(header.sha256),
+            byte_count: header.byte_count,
             line_count: record.line_count,
             duplicate_line_count: record.duplicate_line_count,
             duplicate_lines: None,
-            currency: record.currency.clone(),
-            statement_ref: record.statement_ref.clone(),
-            account_identifier: record.account_identifier.clone(),
-            opening_balance: record.opening_balance.map(|value| value.to_string()),
-            closing_balance: record.closing_balance.map(|value| value.to_string()),
-            total_in: record.total_in.to_string(),
-            total_out: record.total_out.to_string(),
-            period_start: record.period_start.to_string(),
-            period_end: record.period_end.to_string(),
-            created_at: format_timestamp(record.created_at),
+            currency: header.currency.clone(),
+            statement_ref: header.statement_ref.clone(),
+            account_identifier: header.account_identifier.clone(),
+            opening_balance: header.opening_balance.map(|value| value.to_string()),
+            closing_balance: header.closing_balance.map(|value| value.to_string()),
+            total_in: header.total_in.to_string(),
+            total_out: header.total_out.to_string(),
+            period_start: header.period_start.to_string(),
+            period_end: header.period_end.to_string(),
+            created_at: format_timestamp(header.created_at),
         }
     }
 }
@@ -203,7 +204,10 @@ pub async fn upload_statement(
         Ok(record) => Ok(HttpResponse::Created()
             .insert_header((
                 "Location",
-                format!("/v1/ledgers/{}/statements/{}", ledger.name, record.id),
+                format!(
+                    "/v1/ledgers/{}/statements/{}",
+                    ledger.name, record.header.id
+                ),
             ))
             .json(StatementBody::new(ledger.name.as_str(), &record))),
         Err(UploadError::Api(error)) => Err(error),
@@ -224,16 +228,19 @@ fn same_statement_again(
     existing: &StatementRecord,
     account_id: AccountId,
 ) -> Result<HttpResponse, ApiError> {
-    if existing.account_id != account_id {
+    if existing.header.account_id != account_id {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "statement_exists",
             format!(
                 "these bytes are statement {} of account {}",
-                existing.id, existing.account_id
+                existing.header.id, existing.header.account_id
             ),
         )
-        .with("statement_id", Value::String(existing.id.to_string())));
+        .with(
+            "statement_id",
+            Value::String(existing.header.id.to_string()),
+        ));
     }
     Ok(HttpResponse::Ok().json(StatementBody::new(ledger, existing)))
 }
@@ -460,7 +467,7 @@ fn header_of(
         id: StatementId::new(uuid::Uuid::now_v7()),
         account_id: upload.account_id,
         sha256: *sha256,
-        format: upload.format.as_str(),
+        format: upload.format.as_str().to_owned(),
         byte_count,
         currency: upload.currency.code().to_string(),
         statement_ref: summary.statement_id.clone(),

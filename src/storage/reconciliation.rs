@@ -163,27 +163,12 @@ fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(format!("reconciliation row with an invalid {what}"))
 }
 
-/// A stored statement.
+/// A stored statement: what its upload stated, and what storing its lines found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatementRecord {
-    pub id: StatementId,
-    pub account_id: AccountId,
-    pub sha256: [u8; 32],
-    pub format: String,
-    pub byte_count: u64,
+    pub header: StatementHeader,
     pub line_count: u64,
     pub duplicate_line_count: u64,
-    pub currency: String,
-    pub statement_ref: Option<String>,
-    pub account_identifier: Option<String>,
-    pub opening_balance: Option<Decimal>,
-    pub closing_balance: Option<Decimal>,
-    pub total_in: Decimal,
-    pub total_out: Decimal,
-    pub period_start: Date,
-    pub period_end: Date,
-    pub created_at: Timestamp,
-    pub created_by: Uuid,
 }
 
 const STATEMENT_COLUMNS: &str = "id, account_id, sha256, format, byte_count, line_count, \
@@ -200,34 +185,37 @@ fn statement_from_row(row: &tokio_postgres::Row) -> Result<StatementRecord, Stor
         u64::try_from(value).map_err(|_| corrupt("count"))
     };
     Ok(StatementRecord {
-        id: StatementId::new(row.get(0)),
-        account_id: AccountId::new(row.get(1)),
-        sha256: sha256.try_into().map_err(|_| corrupt("sha256"))?,
-        format: row.get(3),
-        byte_count: count(4)?,
+        header: StatementHeader {
+            id: StatementId::new(row.get(0)),
+            account_id: AccountId::new(row.get(1)),
+            sha256: sha256.try_into().map_err(|_| corrupt("sha256"))?,
+            format: row.get(3),
+            byte_count: count(4)?,
+            currency: row.get(7),
+            statement_ref: row.get(8),
+            account_identifier: row.get(9),
+            opening_balance: row.get(10),
+            closing_balance: row.get(11),
+            total_in: row.get(12),
+            total_out: row.get(13),
+            period_start: row.get(14),
+            period_end: row.get(15),
+            created_at: from_sql_time(row.get(16))?,
+            created_by: row.get(17),
+        },
         line_count: count(5)?,
         duplicate_line_count: count(6)?,
-        currency: row.get(7),
-        statement_ref: row.get(8),
-        account_identifier: row.get(9),
-        opening_balance: row.get(10),
-        closing_balance: row.get(11),
-        total_in: row.get(12),
-        total_out: row.get(13),
-        period_start: row.get(14),
-        period_end: row.get(15),
-        created_at: from_sql_time(row.get(16))?,
-        created_by: row.get(17),
     })
 }
 
 /// What an upload knows once every line is read.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StatementHeader {
     pub id: StatementId,
     pub account_id: AccountId,
     pub sha256: [u8; 32],
-    pub format: &'static str,
+    /// `csv`, `jsonl`, `camt.053` or `mt940`.
+    pub format: String,
     pub byte_count: u64,
     pub currency: String,
     pub statement_ref: Option<String>,
