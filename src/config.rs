@@ -203,3 +203,72 @@ impl ServeArgs {
         })
     }
 }
+
+/// `ledger witness`: what an auditor's witness needs (docs/AUDIT_FORMAT.md §3.1).
+#[derive(Args, Clone, Debug)]
+pub struct WitnessArgs {
+    /// The service's base URL, e.g. http://127.0.0.1:8080 (plain HTTP: this build has no TLS).
+    #[arg(long, env = "LEDGER_WITNESS_URL")]
+    pub url: String,
+    /// The ledger to witness.
+    #[arg(long, env = "LEDGER_WITNESS_LEDGER")]
+    pub ledger: String,
+    /// An API key of the auditor role covering the ledger.
+    #[arg(long, env = "LEDGER_WITNESS_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// The log's public key: a PEM file, the base64 of the 32-byte key, a file with the JSON of
+    /// GET /v1/keys (with ?ledger= it names the origin), or the C2SP vkey of the checkpoints.
+    #[arg(long, env = "LEDGER_WITNESS_LOG_KEY")]
+    pub log_key: String,
+    /// The origin checkpoints must have (default: the vkey's, else the first seen, which must
+    /// end with /<ledger>; then kept in the state file).
+    #[arg(long, env = "LEDGER_WITNESS_ORIGIN")]
+    pub origin: Option<String>,
+    /// The witness's own Ed25519 private key, PKCS#8 PEM (`ledger keys generate --out FILE`).
+    #[arg(long, env = "LEDGER_WITNESS_KEY_FILE")]
+    pub witness_key: PathBuf,
+    /// The witness's key name, e.g. witness.example.com/w1 (no spaces, no '+').
+    #[arg(long, env = "LEDGER_WITNESS_NAME")]
+    pub name: String,
+    /// The state file (JSON: the last checkpoint verified, how, and what was co-signed).
+    #[arg(long, env = "LEDGER_WITNESS_STATE_FILE")]
+    pub state: PathBuf,
+    /// Time between rounds.
+    #[arg(long, env = "LEDGER_WITNESS_INTERVAL_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub interval_ms: u64,
+    /// One round, then exit: 0 co-signed or nothing new, 1 error, 3 fork.
+    #[arg(long)]
+    pub once: bool,
+    /// Ask the service to sign a checkpoint of the tree as it is now (?fresh=true) instead of
+    /// taking the latest it issued.
+    #[arg(long, env = "LEDGER_WITNESS_FRESH")]
+    pub fresh: bool,
+}
+
+impl WitnessArgs {
+    pub fn config(&self) -> Result<crate::witness::WitnessConfig, String> {
+        if !self.url.starts_with("http://") {
+            return Err(format!(
+                "--url {}: only http:// URLs are supported (this build has no TLS)",
+                self.url
+            ));
+        }
+        crate::domain::LedgerName::parse(&self.ledger)
+            .map_err(|error| format!("--ledger: {error}"))?;
+        let witness_key = crate::signing::load(&SigningKeySource::File(self.witness_key.clone()))
+            .map_err(|error| format!("--witness-key: {error}"))?;
+        let config = crate::witness::WitnessConfig {
+            base_url: self.url.trim_end_matches('/').to_owned(),
+            ledger: self.ledger.clone(),
+            api_key: self.api_key.clone(),
+            log_keys: crate::witness::read_log_keys(&self.log_key)?,
+            origin: self.origin.clone(),
+            witness_key,
+            name: self.name.clone(),
+            state_path: self.state.clone(),
+            fresh: self.fresh,
+        };
+        config.witness_vkey()?;
+        Ok(config)
+    }
+}

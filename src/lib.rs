@@ -13,4 +13,5 @@ pub mod signing;
 pub mod startup;
 pub mod statement;
 pub mod storage;
+pub mod witness;
 pub mod writer;

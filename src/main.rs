@@ -1,10 +1,11 @@
-//! `ledger`: serve the API, migrate the database, print the OpenAPI document.
+//! `ledger`: serve the API, migrate the database, print the OpenAPI document, manage keys, and
+//! run a witness of another service's checkpoints (`ledger witness`).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ledger::audit::Hash32;
-use ledger::config::{DatabaseArgs, ServeArgs};
+use ledger::config::{DatabaseArgs, ServeArgs, WitnessArgs};
 use ledger::domain::LedgerName;
 use ledger::http::auth::generate_token;
 use ledger::startup::{open_database, Application};
@@ -38,6 +39,11 @@ enum Commands {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Witness a ledger's checkpoints: verify that each extends the last one seen (consistency
+    /// proofs), co-sign it (C2SP tlog-cosignature) and post the cosignature to the service.
+    /// Exit codes: 0 ok, 1 error, 2 usage, 3 fork detected (both notes kept next to the state
+    /// file).
+    Witness(Box<WitnessArgs>),
 }
 
 #[derive(Subcommand)]
@@ -53,6 +59,16 @@ enum KeysCommand {
     /// Rotate the signing key: generate a new one into a new file, register it as current, retire
     /// the others (they stay listed in GET /v1/keys). Then point LEDGER_SIGNING_KEY_FILE at it.
     Rotate(RotateKeyArgs),
+    /// Print the C2SP witness verifier key (vkey) of an Ed25519 key under a witness name: what
+    /// clients give `ledger-verify checkpoint --witness` to count its cosignatures.
+    WitnessVkey {
+        /// The witness's PKCS#8 PEM private key (`ledger keys generate --out FILE`).
+        #[arg(long)]
+        witness_key: std::path::PathBuf,
+        /// The witness's key name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -86,8 +102,15 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    if let Commands::Witness(args) = &cli.command {
+        return ExitCode::from(runtime.block_on(witness(args)));
+    }
     let result = runtime.block_on(async {
         match cli.command {
+            Commands::Witness(_) => unreachable!("handled above"),
+            Commands::Keys(KeysCommand::WitnessVkey { witness_key, name }) => {
+                print_witness_vkey(&witness_key, &name)
+            }
             Commands::Serve(args) => serve(&args).await,
             Commands::Migrate(args) => migrate(&args).await,
             Commands::Keys(KeysCommand::Create(args)) => create_key(&args).await,
@@ -110,6 +133,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `ledger witness`: its exit code (`ledger::witness::EXIT_*`).
+async fn witness(args: &WitnessArgs) -> u8 {
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("ledger witness: {message}");
+            return ledger::witness::EXIT_USAGE;
+        }
+    };
+    let interval = std::time::Duration::from_millis(args.interval_ms);
+    ledger::witness::run(&config, interval, args.once).await
+}
+
+fn print_witness_vkey(path: &std::path::Path, name: &str) -> Result<(), String> {
+    let key = ledger::signing::load(&ledger::signing::SigningKeySource::File(path.to_owned()))
+        .map_err(|error| error.to_string())?;
+    let vkey = ledger::audit::cosignature::WitnessKey::new(name, key.verifying_key())
+        .map_err(|error| error.to_string())?;
+    println!("{}", vkey.to_vkey());
+    Ok(())
 }
 
 async fn serve(args: &ServeArgs) -> Result<(), String> {
@@ -229,12 +275,22 @@ async fn migrate(args: &DatabaseArgs) -> Result<(), String> {
     result
 }
 
-/// Structured JSON logs on stdout; `RUST_LOG` filters (default `info,tokio_postgres=warn`), `LEDGER_LOG_FORMAT=text`
-/// for humans.
-/// tokio-postgres logs every server NOTICE at info; those are not the service's news.
+/// Structured JSON logs on stdout; `RUST_LOG` filters (default `info`), `LEDGER_LOG_FORMAT=text`
+/// for humans. Whatever `RUST_LOG` says, two sources stay capped:
+/// - tokio-postgres at `warn`: at info it logs every server NOTICE, at debug every SQL
+///   parameter (metadata, references: client data that does not belong in logs);
+/// - actix's HTTP/1 dispatcher off: it logs a malformed request line or header at ERROR, so any
+///   client could write error lines; the client gets its 400 and the service has nothing to fix.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,tokio_postgres=warn".into());
+    let base = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = base
+        .add_directive("tokio_postgres=warn".parse().expect("a valid directive"))
+        .add_directive(
+            "actix_http::h1::dispatcher=off"
+                .parse()
+                .expect("a valid directive"),
+        );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);

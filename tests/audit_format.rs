@@ -4,7 +4,10 @@
 //! limits and of ISO 4217 codes, which the document must state as the code does).
 
 use ed25519_dalek::SigningKey;
-use ledger::audit::checkpoint::sign_checkpoint_at;
+use ledger::audit::checkpoint::{sign_checkpoint_at, split_signed_note};
+use ledger::audit::cosignature::{
+    cosign_note, require_cosignatures, signed_message, Cosignature, WitnessKey,
+};
 use ledger::audit::export::{self, AccountBalance, ContentHasher, Header, Line, Manifest};
 use ledger::audit::merkle::{self, MerkleFrontier};
 use ledger::audit::{ChainHead, JournalEvent, Provenance};
@@ -128,9 +131,34 @@ fn example() -> (SigningKey, Vec<JournalEvent>, Vec<Vec<u8>>) {
     (key, events, lines)
 }
 
+/// The witness of the example: Ed25519 seed 7 repeated, its name, and when it co-signed.
+fn witness() -> (SigningKey, &'static str, u64) {
+    (
+        SigningKey::from_bytes(&[7; 32]),
+        "witness.example/w1",
+        1_795_000_010,
+    )
+}
+
+/// The example's checkpoint as the service serves it once the witness co-signed it.
+fn cosigned_checkpoint(lines: &[Vec<u8>]) -> (String, Cosignature) {
+    let checkpoint: serde_json::Value = serde_json::from_slice(&lines[5]).unwrap();
+    let note = checkpoint["note"].as_str().unwrap();
+    let (key, name, time) = witness();
+    cosign_note(note, name, &key, time).unwrap()
+}
+
 fn section() -> String {
     use base64::Engine;
     let (key, events, lines) = example();
+    let (witness_key, witness_name, witness_time) = witness();
+    let witness = WitnessKey::new(witness_name, witness_key.verifying_key()).unwrap();
+    let (cosigned, cosignature) = cosigned_checkpoint(&lines);
+    let (note_text, _) = split_signed_note(&cosigned).unwrap();
+    let message = String::from_utf8(signed_message(note_text, witness_time)).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(cosignature.payload_base64())
+        .unwrap();
     let transfer = &events[3];
     let body = String::from_utf8(transfer.canonical_body()).unwrap();
     let text = |line: &Vec<u8>| String::from_utf8(line.clone()).unwrap();
@@ -141,7 +169,14 @@ fn section() -> String {
          The transfer event (seq 4) without its `hash`, in JCS form:\n\n```\n{body}\n```\n\n\
          Its SHA-256, the event's `hash`: `{hash}`. Its leaf hash: `{leaf}`. The tree of the four \
          events has the root `{root}`; the checkpoint's note verifier key is `{vkey}`.\n\n\
-         The whole export, one line each:\n\n```\n{export}\n```\n",
+         The whole export, one line each:\n\n```\n{export}\n```\n\n\
+         The witness `{witness_name}` (§3.1) has the Ed25519 key whose seed is 7 repeated \
+         (`0x07…07`); its verifier key is `{witness_vkey}` (key ID `{witness_key_id}`). At \
+         {witness_time} seconds since the epoch it co-signs the checkpoint above, signing these \
+         bytes (the header line, the time line, the checkpoint's body):\n\n```\n{message}```\n\n\
+         Its signature line's payload (key ID ‖ timestamp ‖ signature), in hex: \
+         `{payload}`. The checkpoint as `GET /v1/ledgers/demo/checkpoint` then serves it:\n\n\
+         ```\n{cosigned}```\n",
         public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()),
         key_id = export::key_id(&key.verifying_key()),
         hash = transfer.hash.to_hex(),
@@ -156,6 +191,9 @@ fn section() -> String {
         vkey =
             ledger::audit::checkpoint::verifier_key_string(ORIGIN, &key.verifying_key()).unwrap(),
         export = lines.iter().map(text).collect::<Vec<_>>().join("\n"),
+        witness_vkey = witness.to_vkey(),
+        witness_key_id = hex::encode(witness.key_id()),
+        payload = hex::encode(payload),
     )
 }
 
@@ -184,6 +222,27 @@ fn the_worked_example_verifies() {
         (report.events, report.accounts, report.checkpoint_size),
         (4, 2, 4)
     );
+}
+
+#[test]
+fn the_worked_example_s_cosignature_verifies_for_the_log_and_the_witness() {
+    let (key, _, lines) = example();
+    let (cosigned, cosignature) = cosigned_checkpoint(&lines);
+    let log = ledger::audit::checkpoint::NoteVerifier::new(ORIGIN, key.verifying_key()).unwrap();
+    assert!(ledger::audit::checkpoint::open_checkpoint(&cosigned, ORIGIN, &[log]).is_ok());
+    let (witness_key, name, time) = witness();
+    let witness = WitnessKey::new(name, witness_key.verifying_key()).unwrap();
+    let check = require_cosignatures(&cosigned, &[witness], 1, None).unwrap();
+    assert_eq!(check.cosigned_by[0].timestamp, time);
+    assert_eq!(cosignature.timestamp, time);
+    // The bytes by hand: the signature is over the header, the time line and the body.
+    let (text, _) = split_signed_note(&cosigned).unwrap();
+    let message = format!("cosignature/v1\ntime {time}\n{text}");
+    let signature = ed25519_dalek::Signature::from_bytes(&cosignature.signature);
+    assert!(witness_key
+        .verifying_key()
+        .verify_strict(message.as_bytes(), &signature)
+        .is_ok());
 }
 
 #[test]

@@ -2289,3 +2289,163 @@ fn the_binary_takes_the_json_of_get_v1_keys_as_public_key() {
     let (code, output) = run(&[plain.path(), "--public-key", lying.path()]);
     assert_eq!(code, 2, "a key listed under another key's id: {output}");
 }
+
+// ------------------------------------------------------------------ checkpoints and witnesses
+
+fn witness_signing_key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&Hash32::sha256(&[b'w', n]).0)
+}
+
+fn witness_key(n: u8) -> ledger::audit::cosignature::WitnessKey {
+    ledger::audit::cosignature::WitnessKey::new(
+        &format!("witness.example/{n}"),
+        witness_signing_key(n).verifying_key(),
+    )
+    .unwrap()
+}
+
+/// The checkpoint of the journal's tree, signed at `at(100)`, co-signed by witnesses `cosigners`.
+fn cosigned_checkpoint(cosigners: &[u8]) -> String {
+    let tree = journal_tree();
+    let mut note =
+        sign_checkpoint_at(ORIGIN, tree.size(), &tree.root(), at(100), &signing_key()).unwrap();
+    for n in cosigners {
+        let timestamp = 1_900_000_200 + u64::from(*n);
+        note = ledger::audit::cosignature::cosign_note(
+            &note,
+            &format!("witness.example/{n}"),
+            &witness_signing_key(*n),
+            timestamp,
+        )
+        .unwrap()
+        .0;
+    }
+    note
+}
+
+#[test]
+fn the_binary_requires_k_cosignatures_by_the_witness_keys_given() {
+    let base64 = public_key_base64();
+    let (one, two, three) = (witness_key(1), witness_key(2), witness_key(3));
+    let both = TempFile::new(
+        "cosigned-by-two.txt",
+        cosigned_checkpoint(&[1, 2]).as_bytes(),
+    );
+    let check = |note: &TempFile, witnesses: &[&str], extra: &[&str]| {
+        let mut args = vec!["checkpoint", note.path(), "--public-key", base64.as_str()];
+        for witness in witnesses {
+            args.extend(["--witness", witness]);
+        }
+        args.extend(extra);
+        run(&args)
+    };
+    let (vkey1, vkey2, vkey3) = (one.to_vkey(), two.to_vkey(), three.to_vkey());
+    let (code, output) = check(&both, &[&vkey1, &vkey2], &["--min-cosignatures", "2"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.starts_with("VALID checkpoint ledger/main tree size 20 root "),
+        "{output}"
+    );
+    assert!(
+        output.contains("2 of 2 witness key(s) co-signed, 2 required: witness.example/1 at "),
+        "{output}"
+    );
+    // A file of vkeys, and the default: all of them.
+    let list = TempFile::new(
+        "witnesses.txt",
+        format!("# trusted witnesses\n{vkey1}\n\n{vkey2}\n").as_bytes(),
+    );
+    assert_eq!(check(&both, &[list.path()], &[]).0, 0);
+    let (code, output) = check(&both, &[&vkey1, &vkey3], &[]);
+    assert_eq!(code, 1, "witness 3 did not co-sign: {output}");
+    assert!(
+        output.starts_with("INVALID too_few_cosignatures: "),
+        "{output}"
+    );
+    assert_eq!(
+        check(&both, &[&vkey1, &vkey3], &["--min-cosignatures", "1"]).0,
+        0
+    );
+    let only_one = TempFile::new("cosigned-by-one.txt", cosigned_checkpoint(&[1]).as_bytes());
+    assert_eq!(
+        check(&only_one, &[&vkey1, &vkey2], &["--min-cosignatures", "2"]).0,
+        1
+    );
+    // A cosignature line altered after the fact is named and counts for nothing.
+    let note = cosigned_checkpoint(&[1, 2]);
+    let last_line = note.trim_end().rsplit('\n').next().unwrap().to_owned();
+    let mut altered_line = last_line.clone().into_bytes();
+    let position = altered_line.len() - 10;
+    altered_line[position] = if altered_line[position] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    let altered = TempFile::new(
+        "cosigned-altered.txt",
+        note.replace(&last_line, std::str::from_utf8(&altered_line).unwrap())
+            .as_bytes(),
+    );
+    let (code, output) = check(
+        &altered,
+        &[&vkey1, &vkey2],
+        &["--min-cosignatures", "2", "--json"],
+    );
+    assert_eq!(code, 1, "{output}");
+    let report: Value = serde_json::from_str(&output).unwrap();
+    assert_eq!(report["verified"], false);
+    assert_eq!(report["code"], "too_few_cosignatures");
+    assert_eq!(report["cosigned_by"].as_array().unwrap().len(), 1);
+    assert_eq!(report["invalid"][0]["name"], "witness.example/2");
+    // Not signed by the log's key: refused whatever the witnesses say.
+    let other = BASE64.encode(other_signing_key().verifying_key().as_bytes());
+    let (code, output) = run(&[
+        "checkpoint",
+        both.path(),
+        "--public-key",
+        &other,
+        "--witness",
+        &vkey1,
+    ]);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.starts_with("INVALID checkpoint_invalid"), "{output}");
+    // Usage errors: a malformed vkey, more cosignatures required than keys given.
+    assert_eq!(check(&both, &["not-a-vkey"], &[]).0, 2);
+    assert_eq!(
+        check(&both, &[&vkey1, &vkey1], &["--min-cosignatures", "2"]).0,
+        2
+    );
+}
+
+#[test]
+fn the_binary_holds_a_co_signed_checkpoint_to_its_signing_key_s_time_of_service() {
+    let note = TempFile::new("cosigned-dated.txt", cosigned_checkpoint(&[1]).as_bytes());
+    let vkey = witness_key(1).to_vkey();
+    let in_service = TempFile::new(
+        "keys-in-service.json",
+        keys_json(&[(&signing_key(), at(0), None)]).as_bytes(),
+    );
+    let retired = TempFile::new(
+        "keys-retired.json",
+        keys_json(&[(&signing_key(), at(0), Some(at(50)))]).as_bytes(),
+    );
+    let (code, output) = run(&[
+        "checkpoint",
+        note.path(),
+        "--public-key",
+        in_service.path(),
+        "--witness",
+        &vkey,
+    ]);
+    assert_eq!(code, 0, "{output}");
+    let (code, output) = run(&[
+        "checkpoint",
+        note.path(),
+        "--public-key",
+        retired.path(),
+        "--witness",
+        &vkey,
+    ]);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.starts_with("INVALID key_not_valid"), "{output}");
+}

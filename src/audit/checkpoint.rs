@@ -92,10 +92,16 @@ pub fn is_valid_key_name(name: &str) -> bool {
 
 /// SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key)[0..4]: names the key in signature lines.
 pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    typed_key_id(name, ED25519_SIGNATURE_TYPE, key)
+}
+
+/// SHA-256(name ‖ "\n" ‖ signature type ‖ public key)[0..4]: the key ID of any signed-note
+/// signature type (0x01 for Ed25519 note signatures, 0x04 for Ed25519 cosignatures).
+pub(crate) fn typed_key_id(name: &str, signature_type: u8, key: &VerifyingKey) -> [u8; 4] {
     let mut hasher = Sha256::new();
     hasher.update(name.as_bytes());
     hasher.update(b"\n");
-    hasher.update([ED25519_SIGNATURE_TYPE]);
+    hasher.update([signature_type]);
     hasher.update(key.as_bytes());
     let digest = hasher.finalize();
     [digest[0], digest[1], digest[2], digest[3]]
@@ -184,7 +190,7 @@ impl NoteVerifier {
     }
 }
 
-fn check_key_name(name: &str) -> Result<(), CheckpointError> {
+pub(crate) fn check_key_name(name: &str) -> Result<(), CheckpointError> {
     if !is_valid_key_name(name) {
         return Err(CheckpointError::InvalidKeyName {
             name: name.to_owned(),
@@ -193,7 +199,7 @@ fn check_key_name(name: &str) -> Result<(), CheckpointError> {
     Ok(())
 }
 
-fn parse_key_id_hex(text: &str) -> Option<[u8; 4]> {
+pub(crate) fn parse_key_id_hex(text: &str) -> Option<[u8; 4]> {
     let mut key_id = [0u8; KEY_ID_BYTES];
     if text.len() != 2 * KEY_ID_BYTES {
         return None;
@@ -263,7 +269,7 @@ fn signature_line(
     ))
 }
 
-fn check_note_size(note: &str) -> Result<(), CheckpointError> {
+pub(crate) fn check_note_size(note: &str) -> Result<(), CheckpointError> {
     if note.len() > MAX_NOTE_BYTES {
         return Err(CheckpointError::NoteTooLarge { size: note.len() });
     }
@@ -277,11 +283,32 @@ fn check_no_control_characters(note: &str) -> Result<(), CheckpointError> {
     Ok(())
 }
 
-/// One parsed signature line.
-struct SignatureLine<'a> {
-    name: &'a str,
-    key_id: [u8; 4],
-    signature: Vec<u8>,
+/// One parsed signature line: `— <name> <base64(key ID ‖ signature)>`.
+pub struct SignatureLine<'a> {
+    pub name: &'a str,
+    pub key_id: [u8; 4],
+    /// The bytes after the key ID (for an Ed25519 note signature, the 64-byte signature; for a
+    /// cosignature, the timestamp and the signature).
+    pub signature: Vec<u8>,
+}
+
+/// The signed text of a note (up to and including the newline before the blank line) and its
+/// signature lines, parsed but not verified: for readers of signature types other than the
+/// note's own (cosignatures). Refuses what [`open_note`] refuses about the form.
+pub fn split_signed_note(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), CheckpointError> {
+    check_note_size(note)?;
+    check_no_control_characters(note)?;
+    let (text, lines) = split_note(note)?;
+    let parsed = lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| {
+            parse_signature_line(line).ok_or(CheckpointError::MalformedSignatureLine {
+                line_number: index + 1,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((text, parsed))
 }
 
 /// Opens a signed note: checks its form, verifies every signature by a known key, ignores

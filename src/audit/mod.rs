@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod codec;
+pub mod cosignature;
 pub mod export;
 pub mod hash;
 pub mod jcs;

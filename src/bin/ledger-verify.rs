@@ -6,6 +6,9 @@
 //! (every key the service ever signed with, with `valid_from` and `retired_at`): then the
 //! manifest's key id picks the key, and each checkpoint's `signed_at` is held to its key's time
 //! of service. `export --checkpoint NOTE…` holds the export to checkpoints kept earlier.
+//! `checkpoint NOTE --witness VKEY… --min-cosignatures K` verifies a checkpoint served with its
+//! witnesses' cosignatures (C2SP tlog-cosignature): the log's signature and at least K valid
+//! cosignatures by distinct keys among those given.
 //!
 //! Exit codes: 0 everything verifies, 1 a verification fault (printed), 2 a usage error (bad
 //! arguments, unreadable file, malformed key).
@@ -23,15 +26,18 @@ use ed25519_dalek::pkcs8::DecodePublicKey;
 use ed25519_dalek::VerifyingKey;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ledger::audit::checkpoint::{open_checkpoint, Checkpoint, NoteVerifier};
+use ledger::audit::cosignature::{check_cosignatures, WitnessKey};
 use ledger::audit::export::key_id;
 use ledger::audit::merkle::{leaf_hash, verify_consistency, verify_inclusion, VerifyError};
-use ledger::audit::time::parse_timestamp;
+use ledger::audit::time::{format_timestamp, parse_timestamp};
 use ledger::audit::verify::{
     verify_export_with, Anchor, AnchorProof, ExportFaultKind, TrustedKey, UnreadableLine,
     Verification, MAX_LINE_BYTES,
 };
 use ledger::audit::Hash32;
-use serde_json::Value;
+use ledger::domain::Timestamp;
+use ledger::witness::open_log_checkpoint;
+use serde_json::{json, Value};
 
 /// mimalloc, as the server: verification decodes, re-encodes and hashes every line through many
 /// small, short-lived allocations, where it is markedly faster than glibc's allocator.
@@ -68,6 +74,34 @@ enum Command {
     /// Verify a consistency proof: the tree of from-size leaves is a prefix of the tree of
     /// to-size leaves.
     Consistency(ConsistencyArgs),
+    /// Verify a signed checkpoint (GET /v1/ledgers/{ledger}/checkpoint) and its witnesses'
+    /// cosignatures: signed by the log, and co-signed by at least --min-cosignatures of the
+    /// --witness keys.
+    Checkpoint(CheckpointNoteArgs),
+}
+
+#[derive(Args)]
+struct CheckpointNoteArgs {
+    /// The note file, or - for standard input.
+    #[arg(value_name = "NOTE")]
+    note: PathBuf,
+    /// The key that signs checkpoints: a PEM file, the base64 of its 32 bytes, or the JSON of
+    /// GET /v1/keys (then `signed_at` is held to the key's time of service).
+    #[arg(long, value_name = "KEY")]
+    public_key: String,
+    /// The origin the checkpoint must have (default: its own first line).
+    #[arg(long, value_name = "ORIGIN")]
+    origin: Option<String>,
+    /// A witness's verifier key (`<name>+<key ID>+<base64(0x04 ‖ key)>`), or a file of them, one
+    /// per line (repeatable).
+    #[arg(long = "witness", value_name = "VKEY|FILE", action = clap::ArgAction::Append)]
+    witnesses: Vec<String>,
+    /// How many of the witnesses (distinct keys) must have co-signed; default: all of them.
+    #[arg(long, value_name = "K")]
+    min_cosignatures: Option<usize>,
+    /// Print the verdict as one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -177,6 +211,7 @@ fn main() -> ExitCode {
         Command::Export(args) => run_export(&args),
         Command::Inclusion(args) => run_inclusion(&args),
         Command::Consistency(args) => run_consistency(&args),
+        Command::Checkpoint(args) => run_checkpoint(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -194,6 +229,7 @@ fn with_default_subcommand(mut args: Vec<OsString>) -> Vec<OsString> {
         "export",
         "inclusion",
         "consistency",
+        "checkpoint",
         "help",
         "-h",
         "--help",
@@ -778,4 +814,164 @@ fn run_consistency(args: &ConsistencyArgs) -> Result<u8, UsageError> {
         )),
     };
     Ok(verdict.print())
+}
+
+// ---------------------------------------------------------------------------------------------
+// A checkpoint and its cosignatures.
+
+/// `--witness`: a vkey, or a file of vkeys (one per line; blank lines and `#` comments skipped).
+fn read_witnesses(arguments: &[String]) -> Result<Vec<WitnessKey>, UsageError> {
+    let mut witnesses = Vec::new();
+    for argument in arguments {
+        let path = Path::new(argument);
+        let lines: Vec<String> = if path.is_file() {
+            std::fs::read_to_string(path)
+                .map_err(|error| usage(format!("--witness {argument}: {error}")))?
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        } else {
+            vec![argument.trim().to_owned()]
+        };
+        for line in lines {
+            witnesses.push(
+                WitnessKey::from_vkey(&line)
+                    .map_err(|error| usage(format!("--witness {line}: {error}")))?,
+            );
+        }
+    }
+    Ok(witnesses)
+}
+
+fn cosigned_at_text(timestamp: u64) -> String {
+    i64::try_from(timestamp)
+        .ok()
+        .and_then(|seconds| seconds.checked_mul(1_000_000))
+        .map(|micros| format_timestamp(Timestamp::from_unix_micros(micros)))
+        .unwrap_or_else(|| timestamp.to_string())
+}
+
+fn run_checkpoint(args: &CheckpointNoteArgs) -> Result<u8, UsageError> {
+    let keys = read_keys(&args.public_key)?;
+    let witnesses = read_witnesses(&args.witnesses)?;
+    let mut distinct: Vec<&VerifyingKey> = Vec::new();
+    for witness in &witnesses {
+        if !distinct.contains(&witness.verifying_key()) {
+            distinct.push(witness.verifying_key());
+        }
+    }
+    let required = args.min_cosignatures.unwrap_or(distinct.len());
+    if required > distinct.len() {
+        return Err(usage(format!(
+            "--min-cosignatures {required} needs at least {required} distinct --witness keys, {} given",
+            distinct.len()
+        )));
+    }
+    let note = if args.note.as_os_str() == "-" {
+        let mut text = String::new();
+        io::stdin().read_to_string(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(&args.note)
+            .map_err(|error| usage(format!("{}: {error}", args.note.display())))?
+    };
+    let origin = args
+        .origin
+        .clone()
+        .unwrap_or_else(|| note.split('\n').next().unwrap_or_default().to_owned());
+    let checkpoint = match open_log_checkpoint(&note, &origin, &keys) {
+        Ok(checkpoint) => checkpoint,
+        Err(reason) => {
+            let reason = reason.strip_prefix("key_not_valid: ").map_or_else(
+                || ("checkpoint_invalid", reason.clone()),
+                |rest| ("key_not_valid", rest.to_owned()),
+            );
+            return Ok(checkpoint_verdict(
+                args.json,
+                false,
+                reason.0,
+                &reason.1,
+                json!({}),
+            ));
+        }
+    };
+    let check = match check_cosignatures(&note, &witnesses, None) {
+        Ok(check) => check,
+        Err(error) => {
+            let detail = error.to_string();
+            return Ok(checkpoint_verdict(
+                args.json,
+                false,
+                "checkpoint_invalid",
+                &detail,
+                json!({}),
+            ));
+        }
+    };
+    let cosigners: Vec<String> = check
+        .cosigned_by
+        .iter()
+        .map(|cosigner| {
+            format!(
+                "{} at {}",
+                cosigner.name,
+                cosigned_at_text(cosigner.timestamp)
+            )
+        })
+        .collect();
+    let invalid: Vec<String> = check
+        .invalid
+        .iter()
+        .map(|(name, error)| format!("{name}: {error}"))
+        .collect();
+    let report = json!({
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.size,
+        "root": checkpoint.root.to_hex(),
+        "required": required,
+        "cosigned_by": check.cosigned_by.iter().map(|cosigner| json!({
+            "name": cosigner.name,
+            "key_id": hex::encode(cosigner.key_id),
+            "timestamp": cosigner.timestamp,
+        })).collect::<Vec<_>>(),
+        "invalid": check.invalid.iter().map(|(name, error)| json!({"name": name, "reason": error.to_string()})).collect::<Vec<_>>(),
+    });
+    let summary = format!(
+        "checkpoint {} tree size {} root {}, signed by the log; {} of {} witness key(s) co-signed, {required} required{}{}",
+        checkpoint.origin,
+        checkpoint.size,
+        checkpoint.root,
+        check.cosigned_by.len(),
+        distinct.len(),
+        if cosigners.is_empty() { String::new() } else { format!(": {}", cosigners.join(", ")) },
+        if invalid.is_empty() { String::new() } else { format!("; invalid: {}", invalid.join("; ")) },
+    );
+    let valid = check.cosigned_by.len() >= required;
+    let code = if valid { "" } else { "too_few_cosignatures" };
+    Ok(checkpoint_verdict(args.json, valid, code, &summary, report))
+}
+
+fn checkpoint_verdict(
+    as_json: bool,
+    valid: bool,
+    code: &str,
+    detail: &str,
+    mut report: Value,
+) -> u8 {
+    if as_json {
+        report["verified"] = Value::Bool(valid);
+        if !valid {
+            report["code"] = Value::String(code.to_owned());
+            report["detail"] = Value::String(detail.to_owned());
+        }
+        println!("{report}");
+        return if valid { EXIT_VALID } else { EXIT_INVALID };
+    }
+    if valid {
+        Verdict::Valid(detail.to_owned()).print()
+    } else {
+        Verdict::Invalid(format!("{code}: {detail}")).print()
+    }
 }

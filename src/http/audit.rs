@@ -15,11 +15,16 @@ use super::problem::{ApiError, Problem};
 use super::respond::{json_response, key_reused, path_uuid, send};
 use super::state::AppState;
 use super::IdempotencyKeyHeader;
+use crate::audit::checkpoint::split_signed_note;
+use crate::audit::cosignature::{
+    append_cosignatures, find_cosignature, Cosignature, CosignatureError, WitnessKey,
+};
 use crate::audit::time::format_timestamp;
 use crate::audit::Hash32;
 use crate::audit_service::{AuditError, Auditor};
 use crate::domain::*;
 use crate::storage::audit::{Entry, IntegrityRun, StoredCheckpoint};
+use crate::storage::cosignatures::{Recorded, StoredCosignature, MAX_COSIGNATURES_PER_CHECKPOINT};
 use crate::storage::idempotency::{Claim, Idempotent};
 
 impl From<AuditError> for ApiError {
@@ -120,15 +125,25 @@ fn base64_std(bytes: &[u8]) -> String {
 pub struct CheckpointQuery {
     /// Sign a checkpoint of the tree as it is now, if the latest does not cover it yet.
     pub fresh: Option<bool>,
+    /// The checkpoint recorded for this tree size instead of the latest (not with `fresh`).
+    pub tree_size: Option<u64>,
 }
 
 /// The latest signed checkpoint: a C2SP `tlog-checkpoint` as a C2SP `signed-note` (Ed25519, key
-/// name = the ledger's origin). Checkpoints are issued every `LEDGER_CHECKPOINT_INTERVAL_MS` and
-/// on demand (`?fresh=true`).
+/// name = the ledger's origin), followed by the witnesses' cosignatures of it (C2SP
+/// `tlog-cosignature`, one signature line each, in the order received). Checkpoints are issued
+/// every `LEDGER_CHECKPOINT_INTERVAL_MS` and on demand (`?fresh=true`); `?tree_size=N` gives the
+/// one recorded for size N.
 #[utoipa::path(
+    get,
+    path = "/v1/ledgers/{ledger}/checkpoint",
     tag = "audit",
     params(("ledger" = String, Path, description = "Ledger name"), CheckpointQuery),
-    responses((status = 200, description = "The signed note", content_type = "text/plain", body = String), (status = 404, body = Problem))
+    responses(
+        (status = 200, description = "The signed note and its cosignatures; headers `Checkpoint-Tree-Size` and `Checkpoint-Cosignatures` (their number)", content_type = "text/plain", body = String),
+        (status = 400, description = "`invalid_query`: `fresh` and `tree_size` together", body = Problem),
+        (status = 404, description = "`ledger_not_found`, `no_events`, `checkpoint_not_found` (no checkpoint recorded for that size)", body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/checkpoint")]
 pub async fn get_checkpoint(
@@ -138,15 +153,218 @@ pub async fn get_checkpoint(
     query: web::Query<CheckpointQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let ledger = state.ledgers.get(&path).await?;
-    let checkpoint = if query.fresh == Some(true) {
-        auditor(&state).issue_checkpoint(&ledger).await?
-    } else {
-        auditor(&state).latest_checkpoint(&ledger).await?
+    let checkpoint = match (query.fresh == Some(true), query.tree_size) {
+        (true, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "fresh=true signs a checkpoint of the tree as it is now: it takes no tree_size",
+            ))
+        }
+        (false, Some(size)) => state
+            .storage
+            .recorded_checkpoint(ledger.id, size)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "checkpoint_not_found",
+                    format!("no checkpoint of tree size {size} was recorded for this ledger"),
+                )
+            })?,
+        (true, None) => auditor(&state).issue_checkpoint(&ledger).await?,
+        (false, None) => auditor(&state).latest_checkpoint(&ledger).await?,
     };
+    let cosignatures: Vec<Cosignature> = state
+        .storage
+        .cosignatures(ledger.id, checkpoint.tree_size)
+        .await?
+        .into_iter()
+        .map(|stored| Cosignature {
+            name: stored.witness_name,
+            key_id: stored.key_id,
+            timestamp: stored.cosigned_at,
+            signature: stored.signature,
+        })
+        .collect();
+    let note = append_cosignatures(&checkpoint.note, &cosignatures).map_err(|error| {
+        tracing::error!(ledger = %ledger.name, error = %error, "a stored checkpoint or cosignature is malformed");
+        ApiError::internal()
+    })?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header(("Checkpoint-Tree-Size", checkpoint.tree_size.to_string()))
-        .body(checkpoint.note))
+        .insert_header(("Checkpoint-Cosignatures", cosignatures.len().to_string()))
+        .body(note))
+}
+
+/// A witness's cosignature of one of this ledger's checkpoints.
+#[derive(Deserialize, ToSchema, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CosignatureRequest {
+    /// The witness's verifier key (C2SP vkey): `<name>+<key ID, 8 hex digits>+<base64(0x04 ‖
+    /// 32-byte Ed25519 public key)>`.
+    #[schema(example = "witness.example/w1+bde24ed8+BEtSlAPDJQ8a1T7Osk3ZNKVWdwmW4dl3mCDUm3qonuyA")]
+    pub witness_key: String,
+    /// The checkpoint as the witness co-signed it: the note served by `GET …/checkpoint` with the
+    /// witness's cosignature line appended. Its body must be that of a checkpoint this service
+    /// signed; lines of other keys are ignored.
+    pub note: String,
+}
+
+/// A cosignature the service keeps (the first one a witness key posted for the checkpoint).
+#[derive(Serialize, ToSchema)]
+pub struct CosignatureBody {
+    pub tree_size: u64,
+    pub witness_name: String,
+    /// The key ID of the signature line, 8 hex digits.
+    pub witness_key_id: String,
+    /// The witness's verifier key.
+    pub witness_key: String,
+    /// The cosignature's timestamp, seconds since the Unix epoch.
+    pub timestamp: u64,
+    /// The signature line, as `GET …/checkpoint` serves it (with its final newline).
+    pub cosignature: String,
+    pub received_at: String,
+}
+
+impl CosignatureBody {
+    fn new(stored: &StoredCosignature) -> Result<CosignatureBody, ApiError> {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&stored.public_key)
+            .map_err(|_| ApiError::internal())?;
+        let witness =
+            WitnessKey::new(&stored.witness_name, key).map_err(|_| ApiError::internal())?;
+        let cosignature = Cosignature {
+            name: stored.witness_name.clone(),
+            key_id: stored.key_id,
+            timestamp: stored.cosigned_at,
+            signature: stored.signature,
+        };
+        Ok(CosignatureBody {
+            tree_size: stored.tree_size,
+            witness_name: stored.witness_name.clone(),
+            witness_key_id: hex::encode(stored.key_id),
+            witness_key: witness.to_vkey(),
+            timestamp: stored.cosigned_at,
+            cosignature: cosignature.line(),
+            received_at: format_timestamp(stored.received_at),
+        })
+    }
+}
+
+/// How far ahead of the service's clock a cosignature's timestamp may be.
+const COSIGNATURE_CLOCK_SKEW_SECONDS: u64 = 300;
+
+fn unknown_checkpoint(size: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_checkpoint",
+        format!(
+            "this service signed no checkpoint of this ledger with this body at tree size {size}"
+        ),
+    )
+    .with("tree_size", Value::from(size))
+}
+
+/// Records a witness's cosignature (C2SP `tlog-cosignature`, cosignature/v1, Ed25519) of a
+/// checkpoint this service signed: the note's body must be that of a recorded checkpoint of
+/// this ledger, and its cosignature line by the key given must verify. One cosignature is kept
+/// per checkpoint and witness key, the first posted: posting it again (or another by the same
+/// key for the same checkpoint) answers `200` with the one kept. The witness and the checkpoint
+/// identify the request, so an `Idempotency-Key` is optional. The service does not vet witness
+/// keys: a client trusts the cosignatures of the keys it knows and ignores the rest.
+#[utoipa::path(
+    post,
+    path = "/v1/ledgers/{ledger}/checkpoint/cosignatures",
+    tag = "audit",
+    params(("ledger" = String, Path, description = "Ledger name"), IdempotencyKeyHeader),
+    request_body = CosignatureRequest,
+    responses(
+        (status = 201, description = "Recorded", body = CosignatureBody),
+        (status = 200, description = "This witness key had co-signed this checkpoint already: the cosignature kept", body = CosignatureBody),
+        (status = 404, description = "`ledger_not_found`", body = Problem),
+        (status = 409, description = "`too_many_cosignatures`: the checkpoint has as many as it may keep (64)", body = Problem),
+        (status = 422, description = "`unknown_checkpoint` (the body is not a checkpoint this service signed for the ledger), `cosignature_missing` (no line by the witness key given), `cosignature_invalid` (its line does not verify, or is dated more than 5 minutes ahead)", body = Problem)
+    )
+)]
+#[post("/v1/ledgers/{ledger}/checkpoint/cosignatures")]
+pub async fn post_cosignature(
+    state: web::Data<AppState>,
+    context: RequestContext,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: BodyBytes,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.ledgers.get(&path).await?;
+    let (posted, canonical): (CosignatureRequest, _) = parse_json_body(&request, &body, false)?;
+    let claim = context.claim(&canonical, true)?.map(|claim| Claim {
+        scope: claim.scope,
+        fingerprint: claim.fingerprint,
+        at: crate::writer::now(),
+    });
+    let witness = WitnessKey::from_vkey(&posted.witness_key)
+        .map_err(|error| ApiError::invalid_field("witness_key", error))?;
+    let (text, _) =
+        split_signed_note(&posted.note).map_err(|error| ApiError::invalid_field("note", error))?;
+    let checkpoint = crate::audit::checkpoint::Checkpoint::from_note_text(text)
+        .map_err(|error| ApiError::invalid_field("note", error))?;
+    let stored = state
+        .storage
+        .recorded_checkpoint(ledger.id, checkpoint.size)
+        .await?
+        .ok_or_else(|| unknown_checkpoint(checkpoint.size))?;
+    let stored_text = split_signed_note(&stored.note)
+        .map(|(text, _)| text.to_owned())
+        .map_err(|_| ApiError::internal())?;
+    if stored_text != text {
+        return Err(unknown_checkpoint(checkpoint.size));
+    }
+    let now = crate::writer::now();
+    let now_seconds = u64::try_from(now.unix_micros() / 1_000_000).unwrap_or(0);
+    let cosignature = find_cosignature(
+        &posted.note,
+        &witness,
+        Some(now_seconds + COSIGNATURE_CLOCK_SKEW_SECONDS),
+    )
+    .map_err(|error| {
+        let code = match error {
+            CosignatureError::Missing { .. } => "cosignature_missing",
+            _ => "cosignature_invalid",
+        };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string())
+    })?;
+    let row = StoredCosignature {
+        tree_size: checkpoint.size,
+        key_id: witness.key_id(),
+        public_key: witness.verifying_key().to_bytes(),
+        witness_name: witness.name().to_owned(),
+        cosigned_at: cosignature.timestamp,
+        signature: cosignature.signature,
+        received_at: now,
+        received_by: context.caller.key.id,
+    };
+    let request_id = context.request_id.clone();
+    let operation = || async {
+        let response = match state.storage.record_cosignature(ledger.id, &row).await? {
+            Recorded::Created(kept) => CosignatureBody::new(&kept)
+                .map(|body| json_response(StatusCode::CREATED, None, &body)),
+            Recorded::Existing(kept) => {
+                CosignatureBody::new(&kept).map(|body| json_response(StatusCode::OK, None, &body))
+            }
+            Recorded::Full => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "too_many_cosignatures",
+                format!(
+                    "the checkpoint of tree size {} has {MAX_COSIGNATURES_PER_CHECKPOINT} cosignatures, as many as it may keep",
+                    checkpoint.size
+                ),
+            )),
+        };
+        Ok(response.unwrap_or_else(|error| error.to_stored(Some(&request_id))))
+    };
+    match state.storage.run_claimed(claim.as_ref(), operation).await? {
+        Idempotent::Applied(response) => Ok(send(&response, false)),
+        Idempotent::Replayed(response) => Ok(send(&response, true)),
+        Idempotent::KeyReused => Err(key_reused()),
+    }
 }
 
 #[derive(Deserialize, IntoParams, Debug)]

@@ -90,6 +90,7 @@ pub const POLICY: &[(&str, &str, Permission)] = &[
     ("GET",    "/v1/ledgers/{ledger}/transfers/{id}/audit",     Permission::Audit),
     ("GET",    "/v1/ledgers/{ledger}/journal",                  Permission::Audit),
     ("GET",    "/v1/ledgers/{ledger}/checkpoint",               Permission::Audit),
+    ("POST",   "/v1/ledgers/{ledger}/checkpoint/cosignatures",  Permission::Audit),
     ("GET",    "/v1/ledgers/{ledger}/proofs/inclusion",         Permission::Audit),
     ("GET",    "/v1/ledgers/{ledger}/proofs/consistency",       Permission::Audit),
     ("GET",    "/v1/ledgers/{ledger}/export",                   Permission::Audit),

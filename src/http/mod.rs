@@ -56,6 +56,7 @@ fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(journal::journal)
         .service(audit::signing_keys)
         .service(audit::get_checkpoint)
+        .service(audit::post_cosignature)
         .service(audit::inclusion_proof)
         .service(audit::consistency_proof)
         .service(audit::entries)

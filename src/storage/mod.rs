@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod batch;
+pub mod cosignatures;
 pub mod idempotency;
 pub mod keys;
 pub mod matching;

@@ -69,6 +69,11 @@ const MATRIX: &[Route] = &[
         Access::Only("auditor"),
     ),
     route(
+        "POST",
+        "/v1/ledgers/{ledger}/checkpoint/cosignatures",
+        Access::Only("auditor"),
+    ),
+    route(
         "GET",
         "/v1/ledgers/{ledger}/proofs/inclusion",
         Access::Only("auditor"),

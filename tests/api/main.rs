@@ -19,3 +19,4 @@ mod reconciliation;
 mod tamper;
 mod transfers;
 mod verify_limits;
+mod witness;
