@@ -243,6 +243,7 @@ impl Auditor<'_> {
             content: ContentHasher::new(),
             events: 0,
             balances: 0,
+            last_at: None,
         };
         let written = self.write_export(ledger, from_seq, to_seq, &mut out).await;
         let flushed = out.flush().await;
@@ -301,6 +302,11 @@ impl Auditor<'_> {
             lines: out.content.lines(),
             content_sha256: out.content.clone().finish(),
             key_id: self.signer.key_id().to_owned(),
+            // Not before the last event it covers, even with a clock behind the ledger's.
+            signed_at: Some(
+                out.last_at
+                    .map_or(crate::writer::now(), |last| crate::writer::now().max(last)),
+            ),
         };
         let manifest_line = Line::Manifest(manifest).encode();
         let signature = export::sign_manifest(&manifest_line, self.signer.key());
@@ -341,6 +347,7 @@ impl Auditor<'_> {
                     .take_while(|event| event.seq <= to_seq)
                 {
                     out.events += 1;
+                    out.last_at = Some(event.at);
                     out.line(&Line::Event(event)).await?;
                 }
                 Ok::<_, AuditError>(())
@@ -685,6 +692,8 @@ struct ExportWriter {
     content: ContentHasher,
     events: u64,
     balances: u64,
+    /// The time of the last event written.
+    last_at: Option<Timestamp>,
 }
 
 impl ExportWriter {

@@ -123,6 +123,7 @@ fn example() -> (SigningKey, Vec<JournalEvent>, Vec<Vec<u8>>) {
         lines: content.lines(),
         content_sha256: content.finish(),
         key_id: export::key_id(&key.verifying_key()),
+        signed_at: None,
     })
     .encode();
     let signature = Line::Signature(export::sign_manifest(&manifest, &key)).encode();

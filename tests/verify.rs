@@ -390,6 +390,15 @@ fn full_export() -> Vec<Line> {
 
 /// The lines without manifest and signature, then a new manifest over them signed by `key`.
 fn with_manifest_signed(lines: Vec<Line>, key: &SigningKey) -> Vec<Line> {
+    with_manifest_signed_at(lines, key, None)
+}
+
+/// The export re-signed by `key`, its manifest stating `signed_at`.
+fn with_manifest_signed_at(
+    lines: Vec<Line>,
+    key: &SigningKey,
+    signed_at: Option<Timestamp>,
+) -> Vec<Line> {
     let mut lines: Vec<Line> = lines
         .into_iter()
         .filter(|line| !matches!(line, Line::Manifest(_) | Line::Signature(_)))
@@ -412,6 +421,7 @@ fn with_manifest_signed(lines: Vec<Line>, key: &SigningKey) -> Vec<Line> {
         lines: content.lines(),
         content_sha256: content.finish(),
         key_id: key_id(&key.verifying_key()),
+        signed_at,
     });
     let signature = sign_manifest(&manifest.encode(), key);
     lines.push(manifest);
@@ -2448,4 +2458,34 @@ fn the_binary_holds_a_co_signed_checkpoint_to_its_signing_key_s_time_of_service(
     ]);
     assert_eq!(code, 1, "{output}");
     assert!(output.starts_with("INVALID key_not_valid"), "{output}");
+}
+
+#[test]
+fn a_manifest_s_signing_time_is_held_to_its_key_and_follows_the_last_event() {
+    let (old, new) = (other_signing_key(), signing_key());
+    let rotation = at(50);
+    let keys = [
+        trusted(&old, at(-100), Some(rotation)),
+        trusted(&new, rotation, None),
+    ];
+    let rotated = export_signed(&old, at(40), &new);
+    let manifest = line_of(&rotated, |line| line.kind() == "manifest");
+    let in_service = with_manifest_signed_at(rotated.clone(), &new, Some(at(3_600)));
+    verify_with_keys(&in_service, &keys).expect("signed by a key in service, after every event");
+
+    let before_the_key = with_manifest_signed_at(rotated.clone(), &new, Some(at(45)));
+    let fault = verify_with_keys(&before_the_key, &keys).unwrap_err();
+    assert_eq!(
+        (fault.code(), fault.line),
+        ("key_not_valid", manifest),
+        "{fault}"
+    );
+
+    let before_its_events = with_manifest_signed_at(rotated, &new, Some(at(-10_000)));
+    let fault = verify_with_keys(&before_its_events, &keys).unwrap_err();
+    assert_eq!(fault.code(), "key_not_valid", "{fault}");
+    assert!(
+        fault.to_string().contains("before the export's last event"),
+        "{fault}"
+    );
 }

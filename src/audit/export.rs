@@ -104,6 +104,9 @@ pub struct Manifest {
     pub content_sha256: Hash32,
     /// The [`key_id`] of the key that signs the manifest.
     pub key_id: String,
+    /// When the service signed the export; absent in exports from before it was recorded (the
+    /// key `signed_at` is then absent from the line too).
+    pub signed_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -184,18 +187,24 @@ impl Line {
                 );
                 Value::Object(object)
             }
-            Line::Manifest(manifest) => json!({
-                "format": FORMAT,
-                "ledger": manifest.ledger.as_str(),
-                "origin": manifest.origin,
-                "from_seq": manifest.from_seq,
-                "to_seq": manifest.to_seq,
-                "events": manifest.events,
-                "balances": manifest.balances,
-                "lines": manifest.lines,
-                "content_sha256": manifest.content_sha256.to_hex(),
-                "key_id": manifest.key_id,
-            }),
+            Line::Manifest(manifest) => {
+                let mut value = json!({
+                    "format": FORMAT,
+                    "ledger": manifest.ledger.as_str(),
+                    "origin": manifest.origin,
+                    "from_seq": manifest.from_seq,
+                    "to_seq": manifest.to_seq,
+                    "events": manifest.events,
+                    "balances": manifest.balances,
+                    "lines": manifest.lines,
+                    "content_sha256": manifest.content_sha256.to_hex(),
+                    "key_id": manifest.key_id,
+                });
+                if let Some(at) = manifest.signed_at {
+                    value["signed_at"] = Value::String(super::time::format_timestamp(at));
+                }
+                value
+            }
             Line::Signature(signature) => json!({
                 "algorithm": "ed25519",
                 "key_id": signature.key_id,
@@ -303,7 +312,7 @@ impl Line {
                 })
             }
             "manifest" => {
-                keys(&[
+                let mut expected = vec![
                     "format",
                     "ledger",
                     "origin",
@@ -314,7 +323,20 @@ impl Line {
                     "lines",
                     "content_sha256",
                     "key_id",
-                ])?;
+                ];
+                let signed_at = match fields.0.get("signed_at") {
+                    None => None,
+                    Some(_) => {
+                        expected.push("signed_at");
+                        let text = fields.string("signed_at")?;
+                        Some(super::time::parse_timestamp(text).ok_or_else(|| {
+                            ExportError::Malformed(format!(
+                                "signed_at must be an RFC 3339 UTC time with microseconds, got {text:?}"
+                            ))
+                        })?)
+                    }
+                };
+                keys(&expected)?;
                 expect_format(&fields)?;
                 Line::Manifest(Manifest {
                     ledger: fields.parsed("ledger", LedgerName::parse)?,
@@ -326,6 +348,7 @@ impl Line {
                     lines: fields.integer("lines")?,
                     content_sha256: hash(&fields, "content_sha256")?,
                     key_id: fields.string("key_id")?.to_owned(),
+                    signed_at,
                 })
             }
             "signature" => {
@@ -664,6 +687,7 @@ mod tests {
             lines: 4,
             content_sha256: Hash32::sha256(b"x"),
             key_id: key_id(&signing.verifying_key()),
+            signed_at: Some(Timestamp::from_unix_micros(1_764_000_000_000_001)),
         };
         let lines = [
             Line::Header(Header {

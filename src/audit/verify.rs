@@ -1163,7 +1163,8 @@ impl<'k> ExportVerifier<'k> {
         if let (Some(retired), Some(last)) = (key.retired_at, self.last_event_at) {
             if retired < last {
                 let detail = format!(
-                    "the manifest names key {}, retired at {}, before the export's last event                      at {}: it cannot have signed this export",
+                    "the manifest names key {}, retired at {}, before the export's last event \
+                     at {}: it cannot have signed this export",
                     key.key_id,
                     format_timestamp(retired),
                     format_timestamp(last)
@@ -1171,8 +1172,37 @@ impl<'k> ExportVerifier<'k> {
                 return Err(self.fault(ExportFaultKind::KeyNotValid, None, detail));
             }
         }
+        if let Some(at) = manifest.signed_at {
+            self.check_manifest_signing_time(key, at)?;
+        }
         self.signing_key = Some(key);
         self.manifest_line = Some(bytes.to_vec());
+        Ok(())
+    }
+
+    /// A manifest's `signed_at`: not before the last event it covers, and within its key's
+    /// time of service (when the keys given state one).
+    fn check_manifest_signing_time(
+        &self,
+        key: &TrustedKey,
+        at: Timestamp,
+    ) -> Result<(), ExportFault> {
+        if let Some(last) = self.last_event_at.filter(|last| at < *last) {
+            let detail = format!(
+                "the manifest was signed at {}, before the export's last event at {}",
+                format_timestamp(at),
+                format_timestamp(last)
+            );
+            return Err(self.fault(ExportFaultKind::KeyNotValid, None, detail));
+        }
+        if !key.was_valid_at(at) {
+            let detail = format!(
+                "the manifest was signed at {}, but {}",
+                format_timestamp(at),
+                key.window_text()
+            );
+            return Err(self.fault(ExportFaultKind::KeyNotValid, None, detail));
+        }
         Ok(())
     }
 
