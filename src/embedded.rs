@@ -259,8 +259,9 @@ impl EmbeddedCluster {
         else {
             return false;
         };
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|name| name.trim_end() == "postgres")
+        let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|name| name.trim_end() == "postgres");
+        is_postgres && !is_dead(pid)
     }
 
     fn pg_ctl_start(&self, durability: Durability) -> Result<(), EmbeddedError> {
@@ -342,6 +343,20 @@ impl Drop for EmbeddedCluster {
             eprintln!("could not stop the embedded PostgreSQL cluster: {error}");
         }
     }
+}
+
+/// Whether a process is a zombie (`Z`) or dead (`X`): killed, not yet reaped by its parent. A
+/// killed postmaster whose parent was not an init that reaps stays a zombie, still named
+/// `postgres`, and must not be taken for a running server.
+fn is_dead(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // `pid (comm) state …`: the state follows the last `)` (comm may contain spaces or parens).
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('Z' | 'X') | None)
 }
 
 /// The owner lock of the folder, or `None` when another live process holds it.

@@ -210,5 +210,39 @@ async fn a_restart_after_a_killed_initdb_a_crash_or_a_power_cut_succeeds_the_fir
     std::thread::spawn(move || drop(after_power_cut))
         .join()
         .unwrap();
+
+    // A killed postmaster nobody reaped: a zombie still named `postgres`, not a server.
+    let impostor = root.join("postgres");
+    std::fs::copy("/bin/sleep", &impostor).unwrap();
+    let mut zombie = std::process::Command::new(&impostor)
+        .arg("600")
+        .spawn()
+        .unwrap();
+    zombie.kill().unwrap();
+    // Wait for it to die without reaping it (WNOWAIT): it stays a zombie.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes into `info`, which lives across the call.
+    let waited = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            zombie.id(),
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    assert_eq!(waited, 0, "waitid");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", zombie.id())).unwrap();
+    assert!(stat.contains(") Z"), "killed and not yet reaped: {stat}");
+    std::fs::write(
+        &pid_file,
+        format!("{}\n{}\n", zombie.id(), root.join("pg").display()),
+    )
+    .unwrap();
+    let after_zombie = start(root.clone());
+    assert_eq!(query_text(&after_zombie, "SELECT 'up'::text").await, "up");
+    std::thread::spawn(move || drop(after_zombie))
+        .join()
+        .unwrap();
+    zombie.wait().unwrap();
     std::fs::remove_dir_all(&root).unwrap();
 }
