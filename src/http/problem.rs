@@ -280,6 +280,12 @@ impl From<WriteError> for ApiError {
                 format!("nothing of this request was committed ({reason}); retry with the same Idempotency-Key"),
             )
             .retry_after(1),
+            WriteError::OutcomeUnknown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "commit_outcome_unknown",
+                "the database connection broke during the commit and its outcome could not be read back; retry with the same Idempotency-Key (or the same id): it returns the committed result, or applies the request once",
+            )
+            .retry_after(1),
             WriteError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the service is shutting down; retry on another instance").retry_after(1),
         }
     }

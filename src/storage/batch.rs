@@ -159,7 +159,14 @@ async fn run_in_transaction<R>(
     }
     write(client, ledger_id, &writes).await?;
     phase.record("write");
-    client.batch_execute("COMMIT").await?;
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|error| match error.code() {
+            // The server answered: it refused, nothing was committed.
+            Some(_) => StorageError::Database(error),
+            None => StorageError::CommitOutcomeUnknown(error.to_string()),
+        })?;
     phase.record("commit");
     Ok(result)
 }

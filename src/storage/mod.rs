@@ -43,6 +43,10 @@ pub enum StorageError {
     LedgerExists(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// The connection broke while `COMMIT` was on its way: the database may or may not have
+    /// committed. Only reading the chain head again can tell.
+    #[error("the connection broke during COMMIT: {0}")]
+    CommitOutcomeUnknown(String),
 }
 
 impl From<deadpool_postgres::PoolError> for StorageError {

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::audit::{Hash32, Provenance};
+use crate::audit::{ChainHead, Hash32, Provenance};
 use crate::domain::*;
 use crate::storage::idempotency::{IdempotencyScope, StoredResponse};
 use crate::storage::{LedgerRecord, Storage, StorageError};
@@ -90,6 +90,8 @@ pub enum WriteError {
     NotCommitted(String),
     #[error("the ledger's writer stopped")]
     Stopped,
+    #[error("the connection broke during the commit and the outcome could not be read back")]
+    OutcomeUnknown,
 }
 
 /// Renders the outcomes of a job's commands as the response to send and record.
@@ -293,19 +295,40 @@ async fn commit_jobs(
         .filter_map(|job| job.idempotency.as_ref().map(|write| write.scope.clone()))
         .collect();
     let held: &AccountCache = cache;
+    // What the batch decided, handed out of the transaction here rather than in its result, so
+    // that a COMMIT whose outcome is unknown can still be answered: the chain heads it started
+    // from and would leave, and its answers.
+    let decided: Mutex<Option<(ChainHead, ChainHead, Vec<Answer>)>> = Mutex::new(None);
     let result = storage
         .run_batch(ledger.id, &needs, held, |loaded| {
-            decide_batch(ledger, loaded, &jobs, clock, &held.accounts)
+            let before = loaded.head.chain;
+            let (writes, (answers, planned)) =
+                decide_batch(ledger, loaded, &jobs, clock, &held.accounts);
+            *decided.lock().expect("decided") = Some((before, planned.head_after, answers));
+            (writes, planned)
         })
         .await;
     metrics::histogram!("ledger_batch_commands")
         .record(jobs.iter().map(|job| job.commands.len()).sum::<usize>() as f64);
     metrics::histogram!("ledger_batch_seconds").record(started.elapsed().as_secs_f64());
     match result {
-        Ok((answers, planned)) => {
+        Ok(planned) => {
             cache.refresh(planned);
+            let (_, _, answers) = decided
+                .lock()
+                .expect("decided")
+                .take()
+                .expect("a committed batch was decided");
             for (job, answer) in jobs.into_iter().zip(answers) {
                 let _ = job.reply.send(Ok(answer));
+            }
+        }
+        Err(StorageError::CommitOutcomeUnknown(reason)) => {
+            cache.forget();
+            let decided = decided.lock().expect("decided").take();
+            let answers = settle_unknown_commit(ledger, storage, decided, &reason).await;
+            for (job, answer) in jobs.into_iter().zip(answers) {
+                let _ = job.reply.send(answer);
             }
         }
         Err(error) if jobs.len() > 1 && database_refused_data(&error) => {
@@ -323,6 +346,40 @@ async fn commit_jobs(
         }
     }
     None
+}
+
+/// A batch whose COMMIT broke off: the chain head, read again on another connection, tells
+/// whether it committed (the head the batch would leave: answer what it decided), or not (the
+/// head it started from: nothing happened). A batch that appends no event leaves the head where
+/// it was; answering what it decided is still right then, since it applied nothing either way.
+/// When the head cannot be read, or moved elsewhere, the outcome stays unknown, and says so.
+async fn settle_unknown_commit(
+    ledger: &LedgerRecord,
+    storage: &Storage,
+    decided: Option<(ChainHead, ChainHead, Vec<Answer>)>,
+    reason: &str,
+) -> Vec<Result<Answer, WriteError>> {
+    let Some((before, after, answers)) = decided else {
+        return Vec::new();
+    };
+    let head = storage.ledger_head(ledger.id).await.map(|head| head.chain);
+    let committed = head.as_ref().ok() == Some(&after);
+    let not_committed = !committed && head.as_ref().ok() == Some(&before);
+    tracing::warn!(ledger = %ledger.name, reason, committed, not_committed, "a batch's COMMIT broke off; the chain head tells its outcome");
+    answers
+        .into_iter()
+        .map(|answer| {
+            if committed {
+                Ok(answer)
+            } else if not_committed {
+                Err(WriteError::NotCommitted(
+                    "the connection broke before the commit".into(),
+                ))
+            } else {
+                Err(WriteError::OutcomeUnknown)
+            }
+        })
+        .collect()
 }
 
 fn describe(error: &StorageError) -> String {

@@ -58,6 +58,7 @@ impl Verdict {
             + self.unjustified_refusals.len()
             + self.order.len()
             + self.idempotence.len()
+            + self.committed_but_answered_error.len()
     }
 
     pub fn summary(&self) -> Vec<(&'static str, &Vec<String>)> {
@@ -456,7 +457,11 @@ pub fn check(
                 )),
                 Some(sent) => {
                     if let Outcome::Response { status, code } = &sent.outcome {
-                        if !(200..300).contains(status) {
+                        // Only `commit_outcome_unknown` may answer a batch that committed: it
+                        // says the outcome is unknown, which is true. Any other error (say
+                        // `503 not_committed`) would tell the client something false.
+                        let honest = code.as_deref() == Some("commit_outcome_unknown");
+                        if !(200..300).contains(status) && !honest {
                             verdict.committed_but_answered_error.push(format!(
                                 "{}.{attempt} committed (seq {}) but was answered {status} {}",
                                 member_request.name,
