@@ -59,10 +59,6 @@ pub fn day_from_date(date: time::Date) -> DayNumber {
     date.to_julian_day() - UNIX_EPOCH_JULIAN_DAY
 }
 
-pub fn date_from_day(day: DayNumber) -> Option<time::Date> {
-    time::Date::from_julian_day(day.checked_add(UNIX_EPOCH_JULIAN_DAY)?).ok()
-}
-
 fn amount(value: Decimal) -> Value {
     Value::String(value.to_string())
 }

@@ -23,7 +23,6 @@ use super::state::AppState;
 use super::statements::statement_not_found;
 use super::write::submit;
 use super::RequiredIdempotencyKeyHeader;
-use crate::audit::codec::decode_data;
 use crate::audit::reconciliation::{
     day_from_date, encode_completed, format_day, item_line, ItemsDigest,
 };
@@ -33,8 +32,8 @@ use crate::domain::reconciliation::{
     ResolutionAction, StatusTotal, MAX_DATE_WINDOW_DAYS, RULES,
 };
 use crate::domain::{
-    Account, Command, Description, LedgerEvent, Metadata, NewTransfer, NormalSide,
-    ReconciliationId, Reference, StatementId, TransferCode, TransferId,
+    Account, Command, Description, Metadata, NewTransfer, NormalSide, ReconciliationId, Reference,
+    StatementId, TransferCode, TransferId,
 };
 use crate::storage::reconciliation::{start_of_day, ItemRow, NewRun, RunRow};
 use crate::storage::LedgerRecord;
@@ -957,12 +956,4 @@ fn parse_signed_amount(text: &str, scale: u32) -> Result<Decimal, ApiError> {
         amount.set_sign_negative(true);
     }
     Ok(amount)
-}
-
-/// An event's data decoded back (for a stored summary); `None` when it does not decode.
-pub fn decode_summary(summary: &Value, scale: u32) -> Option<ReconciliationCompleted> {
-    match decode_data("reconciliation_completed", summary, &|_| Some(scale)).ok()? {
-        LedgerEvent::ReconciliationCompleted(completed) => Some(*completed),
-        _ => None,
-    }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::batch::BatchNeeds;
 use super::rows::{from_sql_time, seq_from_sql, seq_to_sql, to_sql_time};
 use super::{Storage, StorageError};
-use crate::audit::reconciliation::{date_from_day, day_from_date};
+use crate::audit::reconciliation::day_from_date;
 use crate::domain::reconciliation::{
     ItemResolved, ItemStatus, ReconciliationItem, ResolutionAction, RunRecord,
 };
@@ -791,9 +791,4 @@ impl Storage {
 pub fn start_of_day(date: Date) -> Timestamp {
     let at = date.midnight().assume_utc();
     Timestamp::from_unix_micros((at.unix_timestamp_nanos() / 1000) as i64)
-}
-
-/// A date of a day number, for SQL parameters.
-pub fn date_of(day: crate::domain::reconciliation::DayNumber) -> Option<Date> {
-    date_from_day(day)
 }
