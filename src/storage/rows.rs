@@ -44,8 +44,11 @@ pub fn from_sql_time(value: OffsetDateTime) -> Result<Timestamp, StorageError> {
     from_offset_date_time(value).ok_or_else(|| corrupt("timestamp", "out of range"))
 }
 
+/// A seq as a `bigint`. Seqs the service writes are far below 2^63; a seq a client asks about
+/// may not be (`?tree_size=2^63`): it becomes `i64::MAX`, which no row has, so the read finds
+/// nothing (a 404 or an empty page) instead of the service failing.
 pub fn seq_to_sql(seq: u64) -> i64 {
-    i64::try_from(seq).expect("seq fits in bigint")
+    i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
 pub fn seq_from_sql(value: i64) -> Result<u64, StorageError> {

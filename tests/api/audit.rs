@@ -514,3 +514,31 @@ async fn integrity_checks_that_run_while_transfers_commit_find_nothing_wrong() {
         "{last}"
     );
 }
+
+/// Found by schemathesis: a size beyond 2^63 − 1 crashed the worker instead of finding nothing.
+#[tokio::test]
+async fn sizes_and_seqs_beyond_a_bigint_find_nothing_instead_of_failing() {
+    let app = spawn_app().await;
+    ledger_with_transfers(&app, 2).await;
+    app.get("/v1/ledgers/main/checkpoint?fresh=true").await;
+    let beyond = "9223372036854775808";
+    let checkpoint = app
+        .get(&format!("/v1/ledgers/main/checkpoint?tree_size={beyond}"))
+        .await;
+    assert_eq!(
+        checkpoint.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        checkpoint.text
+    );
+    assert_eq!(checkpoint.content_type(), "application/problem+json");
+    let journal = app
+        .get(&format!("/v1/ledgers/main/journal?after_seq={beyond}"))
+        .await;
+    assert_eq!(
+        (journal.status, journal.code()),
+        (StatusCode::BAD_REQUEST, "invalid_query"),
+        "{}",
+        journal.text
+    );
+}
