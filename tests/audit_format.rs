@@ -321,3 +321,27 @@ fn the_format_names_every_fault_code_of_ledger_verify() {
         );
     }
 }
+
+/// Found by fuzzing: without serde_json's `float_roundtrip`, a metadata number such as
+/// `123456789.123456789` was read back one ulp off, its canonical form changed, and
+/// `ledger-verify` refused an honest export (`not_canonical`). The test build cannot show it
+/// (a dev-dependency turns the feature on), so the feature itself is held in place here.
+#[test]
+fn the_service_s_json_reads_floats_back_exactly_in_every_build() {
+    let manifest = include_str!("../Cargo.toml");
+    let line = manifest
+        .lines()
+        .find(|line| line.starts_with("serde_json ="))
+        .expect("serde_json is a dependency");
+    assert!(line.contains("float_roundtrip"), "{line}");
+    for text in ["99999999999999.529", "123456789.123456789"] {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        let canonical = ledger::audit::jcs::canonical_json(&value);
+        let again: serde_json::Value = serde_json::from_slice(&canonical).unwrap();
+        assert_eq!(
+            ledger::audit::jcs::canonical_json(&again),
+            canonical,
+            "{text}"
+        );
+    }
+}
