@@ -53,6 +53,7 @@ pub async fn open_account(
     .await
 }
 
+/// Get an account, with its balances.
 #[utoipa::path(
     tag = "accounts",
     params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id")),

@@ -9,7 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
-use super::dto::{EmptyRequest, JournalEventBody, PageBody, TransferBody};
+use super::dto::{EmptyRequest, JournalEventBody, NormalSideBody, PageBody, TransferBody};
+use super::openapi::IntegrityStatusSchema;
 use super::paging::{decode_cursor, encode_cursor, page_size};
 use super::problem::{ApiError, Problem};
 use super::respond::{json_response, key_reused, path_uuid, send};
@@ -57,8 +58,10 @@ pub struct SigningKeyBody {
     pub public_key: String,
     /// The same key as PEM (SubjectPublicKeyInfo), for `ledger-verify --public-key`.
     pub public_key_pem: String,
+    #[schema(format = DateTime)]
     pub valid_from: String,
     /// Set once the key was rotated away; what it signed stays verifiable with it.
+    #[schema(format = DateTime)]
     pub retired_at: Option<String>,
     /// Whether this service signs with it now.
     pub current: bool,
@@ -223,6 +226,7 @@ pub struct CosignatureBody {
     pub timestamp: u64,
     /// The signature line, as `GET …/checkpoint` serves it (with its final newline).
     pub cosignature: String,
+    #[schema(format = DateTime)]
     pub received_at: String,
 }
 
@@ -485,9 +489,10 @@ pub struct EntryBody {
     pub seq: u64,
     #[serde(rename = "type")]
     pub event_type: String,
+    #[schema(format = DateTime)]
     pub at: String,
     pub transfer_id: uuid::Uuid,
-    /// `debit` or `credit`.
+    #[schema(value_type = NormalSideBody)]
     pub side: String,
     /// Change of the pending balance of that side (negative when a reservation is released).
     pub pending_delta: String,
@@ -813,9 +818,11 @@ fn export_body(
 #[derive(Serialize, ToSchema)]
 pub struct IntegrityRunBody {
     pub id: uuid::Uuid,
-    /// `running`, `passed` or `failed`.
+    #[schema(value_type = IntegrityStatusSchema)]
     pub status: String,
+    #[schema(format = DateTime)]
     pub started_at: String,
+    #[schema(format = DateTime)]
     pub finished_at: Option<String>,
     /// The last event checked.
     pub checked_seq: Option<u64>,

@@ -125,13 +125,14 @@ impl FromRequest for RequestContext {
 }
 
 /// Parses a JSON body into `T`, keeping the parsed value for the fingerprint. An empty body reads
-/// as `{}` where `empty_is_object`, for actions whose fields are all optional.
+/// as `{}` where `empty_is_object`, for actions whose fields are all optional; any other body,
+/// a JSON `null` included, must be a JSON object (as the OpenAPI document says).
 pub fn parse_json_body<T: DeserializeOwned>(
     request: &HttpRequest,
     body: &[u8],
     empty_is_object: bool,
 ) -> Result<(T, Value), ApiError> {
-    let value = if empty_is_object && is_empty_or_null(body) {
+    let value = if empty_is_object && body.trim_ascii().is_empty() {
         Value::Object(Default::default())
     } else {
         let is_json = request
@@ -165,12 +166,6 @@ pub fn parse_json_body<T: DeserializeOwned>(
     let parsed = T::deserialize(&value)
         .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
     Ok((parsed, value))
-}
-
-/// An absent body, or the JSON `null` (a client with no fields to send may send either).
-fn is_empty_or_null(body: &[u8]) -> bool {
-    let text = body.trim_ascii();
-    text.is_empty() || text == b"null"
 }
 
 /// A JSON value read like `serde_json::Value`, except that an object naming a key twice is an

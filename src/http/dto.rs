@@ -10,7 +10,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::problem::ApiError;
+use super::openapi::{AccountStatusSchema, TransferStateSchema};
+use super::problem::{ApiError, Problem};
 use crate::audit::time::format_timestamp;
 use crate::audit::JournalEvent;
 use crate::domain::limits::{self, Violation};
@@ -101,6 +102,7 @@ pub struct LedgerBody {
     pub assets: Vec<AssetBody>,
     #[schema(value_type = Object)]
     pub metadata: Value,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -207,7 +209,7 @@ pub struct AccountBody {
     pub normal_side: NormalSideBody,
     pub debits_must_not_exceed_credits: bool,
     pub credits_must_not_exceed_debits: bool,
-    #[schema(example = "active")]
+    #[schema(value_type = AccountStatusSchema, example = "active")]
     pub status: String,
     #[schema(value_type = Object)]
     pub metadata: Value,
@@ -225,6 +227,7 @@ pub struct AccountBody {
     /// Posted balance minus pending amounts that would reduce it; may be negative.
     #[schema(pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "100.00")]
     pub available_balance: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Seq of the `account_opened` event.
     pub journal_seq: u64,
@@ -365,9 +368,9 @@ pub struct TransferBody {
     pub metadata: Value,
     pub pending: bool,
     pub timeout_seconds: Option<u32>,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
-    /// `pending`, `posted`, `voided` or `expired`.
-    #[schema(example = "posted")]
+    #[schema(value_type = TransferStateSchema, example = "posted")]
     pub state: String,
     /// The transfer this one reverses.
     pub reverses: Option<Uuid>,
@@ -375,6 +378,7 @@ pub struct TransferBody {
     pub posted_amount: String,
     #[schema(pattern = r"^[0-9]+(\.[0-9]+)?$")]
     pub reversed_amount: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Seq of the event that created it.
     pub journal_seq: u64,
@@ -417,6 +421,7 @@ pub struct JournalEventBody {
     #[schema(example = "transfer_created")]
     pub event_type: String,
     /// RFC 3339 UTC with microseconds.
+    #[schema(format = DateTime)]
     pub at: String,
     /// The API key id that caused the event, or `system`.
     pub actor: String,
@@ -536,7 +541,7 @@ pub struct BatchItemBody {
     pub status: u16,
     pub transfer: Option<TransferBody>,
     /// The problem document of a refused item.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Problem>)]
     pub error: Option<Value>,
 }
 

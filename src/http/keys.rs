@@ -63,12 +63,14 @@ pub struct ApiKeyBody {
     /// The key's id: the `actor` of every event it causes.
     pub id: Uuid,
     pub name: String,
-    #[schema(example = "writer")]
+    #[schema(value_type = RoleBody, example = "writer")]
     pub role: String,
     pub ledgers: Option<Vec<String>>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// The actor that created it.
     pub created_by: String,
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
     /// The secret, in the creation response only: `Authorization: Bearer <token>`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -119,6 +119,7 @@ pub async fn list_ledgers(
     }))
 }
 
+/// Get a ledger.
 #[utoipa::path(
     tag = "ledgers",
     params(("ledger" = String, Path, description = "Ledger name")),

@@ -9,6 +9,7 @@ pub mod dto;
 pub mod journal;
 pub mod keys;
 pub mod ledgers;
+pub mod openapi;
 pub mod operations;
 pub mod paging;
 pub mod problem;
@@ -86,132 +87,8 @@ pub fn openapi() -> OpenApi {
         .openapi(openapi_base())
         .configure(routes)
         .split_for_parts();
-    document_refusals(&mut api);
-    problems_as_problem_json(&mut api);
+    openapi::finish(&mut api);
     api
-}
-
-/// Adds to every operation that needs a key the refusals any such operation may answer:
-/// `401`, `403` and `429`, each a problem document.
-fn document_refusals(api: &mut OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-    let refusals = [
-        (
-            "400",
-            "`invalid_query`, `invalid_path`, `invalid_id`, `invalid_body`, `invalid_field`, `invalid_idempotency_key`: a malformed request",
-        ),
-        (
-            "401",
-            "`unauthenticated`, `invalid_api_key`: no key, an unknown or a revoked one",
-        ),
-        (
-            "403",
-            "`forbidden`, `ledger_forbidden`: the key's role or ledgers do not cover this route",
-        ),
-        (
-            "429",
-            "`rate_limited`: the key is over its rate; see `Retry-After`",
-        ),
-    ];
-    for item in api.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            let open = operation.security.as_ref().is_some_and(|requirements| {
-                requirements
-                    .iter()
-                    .all(|requirement| *requirement == Default::default())
-            });
-            if open {
-                continue;
-            }
-            let takes_a_key = operation
-                .parameters
-                .iter()
-                .flatten()
-                .any(|parameter| {
-                    matches!(parameter, RefOr::T(parameter) if parameter.name == "Idempotency-Key")
-                });
-            if takes_a_key {
-                let problem = ContentBuilder::new()
-                    .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
-                    .build();
-                operation.responses.responses.entry("422".to_owned()).or_insert(RefOr::T(
-                    ResponseBuilder::new()
-                        .description("`idempotency_key_reused`: this Idempotency-Key was used for another request")
-                        .content("application/problem+json", problem)
-                        .build(),
-                ));
-            }
-            if operation.request_body.is_some() {
-                let problem = ContentBuilder::new()
-                    .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
-                    .build();
-                operation
-                    .responses
-                    .responses
-                    .entry("415".to_owned())
-                    .or_insert(RefOr::T(
-                        ResponseBuilder::new()
-                            .description(
-                                "`unsupported_media_type`: the body is not of the documented type",
-                            )
-                            .content("application/problem+json", problem)
-                            .build(),
-                    ));
-            }
-            for (status, description) in refusals {
-                let problem = ContentBuilder::new()
-                    .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
-                    .build();
-                let response = ResponseBuilder::new()
-                    .description(description)
-                    .content("application/problem+json", problem)
-                    .build();
-                operation
-                    .responses
-                    .responses
-                    .entry(status.to_owned())
-                    .or_insert(RefOr::T(response));
-            }
-        }
-    }
-}
-
-/// Every error response is sent as `application/problem+json`: so it is documented, whatever
-/// content type a handler's annotation defaulted to.
-fn problems_as_problem_json(api: &mut OpenApi) {
-    use utoipa::openapi::RefOr;
-    for item in api.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            for (status, response) in operation.responses.responses.iter_mut() {
-                let is_error = status.starts_with('4') || status.starts_with('5');
-                let RefOr::T(response) = response else {
-                    continue;
-                };
-                if !is_error {
-                    continue;
-                }
-                if let Some(content) = response.content.shift_remove("application/json") {
-                    response
-                        .content
-                        .insert("application/problem+json".to_owned(), content);
-                }
-            }
-        }
-    }
 }
 
 /// The `Idempotency-Key` request header of every state-changing POST.
@@ -223,7 +100,13 @@ pub struct IdempotencyKeyHeader {
     /// `Idempotent-Replayed: true`; the same key with another request is
     /// `422 idempotency_key_reused`.
     #[serde(rename = "Idempotency-Key")]
-    #[param(min_length = 1, max_length = 255, pattern = "^[ -~]{1,255}$")]
+    #[param(
+        value_type = String,
+        required = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[ -~]{1,255}$"
+    )]
     #[allow(dead_code)]
     idempotency_key: Option<String>,
 }
@@ -265,7 +148,22 @@ fn openapi_base() -> OpenApi {
     api.info.title = "Audited ledger".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
     api.info.description = Some(description());
-    api.info.license = Some(utoipa::openapi::License::new("Apache-2.0"));
+    let mut license = utoipa::openapi::License::new("Apache-2.0");
+    license.identifier = Some("Apache-2.0".into());
+    api.info.license = Some(license);
+    // Relative first: Swagger UI and tools reading `/openapi.json` call the service that served it.
+    let server = |url: &str, description: &str| {
+        let mut server = utoipa::openapi::Server::new(url);
+        server.description = Some(description.into());
+        server
+    };
+    api.servers = Some(vec![
+        server("/", "The service that serves this document"),
+        server(
+            "http://127.0.0.1:8080",
+            "`ledger serve` on its default address (`LEDGER_LISTEN`)",
+        ),
+    ]);
     api
 }
 
@@ -314,8 +212,7 @@ pub fn build_app(
         .openapi(openapi_base())
         .configure(routes)
         .split_for_parts();
-    document_refusals(&mut api);
-    problems_as_problem_json(&mut api);
+    openapi::finish(&mut api);
     app.app_data(state)
         .app_data(web::PayloadConfig::default().limit(max_body_bytes))
         .app_data(web::QueryConfig::default().error_handler(query_error))

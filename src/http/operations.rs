@@ -8,8 +8,17 @@ use super::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthBody {
-    #[schema(example = "ok")]
+    #[schema(value_type = HealthStatus, example = "ok")]
     pub status: &'static str,
+}
+
+/// `ok`, or `unavailable` (with `503`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum HealthStatus {
+    Ok,
+    Unavailable,
 }
 
 /// The process is up.

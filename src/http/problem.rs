@@ -26,18 +26,109 @@ pub struct ApiError {
     pub allow: Option<String>,
 }
 
-/// The problem document (RFC 9457) every error answers with.
+/// The problem document (RFC 9457) every error answers with: `type`, `title`, `status`,
+/// `code`, `detail` and `request_id` always; an extension member only with the codes its
+/// description names. Clients branch on `code`. (The schema of what `ApiError::body` writes: the
+/// extension members are those `ApiError::with` and `add_rejection_details` add.)
 #[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
 pub struct Problem {
     /// `urn:ledger:problem:<code>`.
     #[serde(rename = "type")]
+    #[schema(
+        pattern = "^urn:ledger:problem:[a-z0-9_]+$",
+        example = "urn:ledger:problem:insufficient_funds"
+    )]
     pub problem_type: String,
+    /// The reason phrase of `status`.
+    #[schema(example = "Unprocessable Entity")]
     pub title: String,
+    /// The response's HTTP status.
+    #[schema(minimum = 400, maximum = 599, example = 422)]
     pub status: u16,
     /// Stable, snake_case: what clients branch on.
+    #[schema(pattern = "^[a-z0-9_]+$", example = "insufficient_funds")]
     pub code: String,
+    /// For people; may change between versions.
     pub detail: String,
+    /// The request's `X-Request-Id`.
+    #[schema(required = true)]
     pub request_id: Option<String>,
+    /// `invalid_field`, `invalid_amount`: the request field at fault (e.g. `amount`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub field: Option<String>,
+    /// A refusal of one item of a batch: the item's position in `transfers`, from 0 (`detail`
+    /// starts with `item <index>:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u32, required = false)]
+    pub index: Option<u32>,
+    /// `invalid_state_transition`: the state machine, `account` or `transfer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = ProblemEntity, required = false)]
+    pub entity: Option<String>,
+    /// `invalid_state_transition`: the current state (an account status or a transfer state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, example = "voided")]
+    pub from: Option<String>,
+    /// `invalid_state_transition`: the state the refused action leads to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, example = "posted")]
+    pub to: Option<String>,
+    /// `invalid_state_transition`: the refused action (`freeze`, `unfreeze`, `close`, `post`,
+    /// `void`, `expire`, `reverse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, example = "post")]
+    pub action: Option<String>,
+    /// `account_not_found`, `account_frozen`, `account_closed`, `insufficient_funds`,
+    /// `credits_exceed_debits`, `balance_overflow`, `account_not_empty`,
+    /// `account_exists_with_different_fields`, `currency_mismatch`: the account at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = uuid::Uuid, required = false)]
+    pub account_id: Option<uuid::Uuid>,
+    /// `transfer_not_found`, `transfer_exists_with_different_fields`: the transfer at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = uuid::Uuid, required = false)]
+    pub transfer_id: Option<uuid::Uuid>,
+    /// `statement_exists`: the statement these bytes are (of another account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = uuid::Uuid, required = false)]
+    pub statement_id: Option<uuid::Uuid>,
+    /// `unknown_checkpoint`: the tree size of the note's body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64, required = false)]
+    pub tree_size: Option<u64>,
+    /// `statement_invalid`: every line that could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<StatementLineError>, required = false)]
+    pub errors: Option<Vec<StatementLineError>>,
+    /// `statement_unbalanced`: opening balance plus the lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, pattern = r"^-?[0-9]+(\.[0-9]+)?$")]
+    pub expected_closing_balance: Option<String>,
+    /// `statement_unbalanced`: the closing balance the statement states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false, pattern = r"^-?[0-9]+(\.[0-9]+)?$")]
+    pub closing_balance: Option<String>,
+}
+
+/// The state machine an `invalid_state_transition` is about.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ProblemEntity {
+    Account,
+    Transfer,
+}
+
+/// A statement line that could not be read (`statement_invalid`).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct StatementLineError {
+    /// The line's number in the file, from 1.
+    pub line: u64,
+    pub field: String,
+    pub reason: String,
 }
 
 impl ApiError {

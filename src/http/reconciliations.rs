@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::context::{parse_json_body, BodyBytes, IdempotencyClaim, RequestContext};
 use super::dto::{currency_of, TransferBody};
+use super::openapi::{ItemStatusSchema, ReconciliationStateSchema, ResolutionActionSchema};
 use super::paging::{decode_cursor, encode_cursor, page_size};
 use super::problem::{ApiError, Problem};
 use super::respond::{self, json_response, path_uuid};
@@ -73,12 +74,14 @@ pub struct ReconciliationBody {
     pub ledger: String,
     pub statement_id: uuid::Uuid,
     pub account_id: uuid::Uuid,
-    /// `running`, `completed` or `failed`.
+    #[schema(value_type = ReconciliationStateSchema)]
     pub state: String,
     /// The journal seq the run read: the same run at the same cut-off gives the same items.
     pub cutoff_seq: u64,
     pub date_window_days: u32,
+    #[schema(format = Date)]
     pub period_start: String,
+    #[schema(format = Date)]
     pub period_end: String,
     pub rules: Vec<String>,
     pub statement_sha256: Option<String>,
@@ -92,9 +95,12 @@ pub struct ReconciliationBody {
     /// Book vs bank: the statement's balances against the account's at the period's ends.
     #[schema(value_type = Object)]
     pub book_vs_bank: Option<Value>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Seq of the `reconciliation_completed` event.
     pub completed_seq: Option<u64>,
+    /// When the run completed (RFC 3339 UTC), once it did. The response that completes it
+    /// (`201`, and its replays) has an empty string here: read the run for the time.
     pub completed_at: Option<String>,
     pub failure: Option<String>,
 }
@@ -443,7 +449,7 @@ pub struct ItemsQuery {
 /// The current resolution of an item.
 #[derive(Serialize, ToSchema)]
 pub struct ResolutionBody {
-    /// `match`, `accept` or `adjust`.
+    #[schema(value_type = ResolutionActionSchema)]
     pub action: String,
     pub transfer_id: Option<uuid::Uuid>,
     pub note: Option<String>,
@@ -457,12 +463,13 @@ pub struct ResolutionBody {
 #[derive(Serialize, ToSchema)]
 pub struct ItemBody {
     pub item: u64,
-    /// `matched`, `mismatched`, `ambiguous`, `missing_in_ledger`, `missing_in_statement`.
+    #[schema(value_type = ItemStatusSchema)]
     pub status: String,
     /// The rule that decided it.
     pub rule: String,
     /// The statement line (its position in the statement, 1-based).
     pub line: Option<u64>,
+    #[schema(format = Date)]
     pub booking_date: Option<String>,
     pub reference: Option<String>,
     pub statement_amount: Option<String>,

@@ -19,6 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::dto::currency_of;
+use super::openapi::StatementFormatSchema;
 use super::problem::{ApiError, Problem};
 use super::respond::path_uuid;
 use super::state::AppState;
@@ -82,7 +83,7 @@ pub struct StatementBody {
     pub id: uuid::Uuid,
     pub ledger: String,
     pub account_id: uuid::Uuid,
-    /// `csv`, `jsonl`, `camt.053` or `mt940`.
+    #[schema(value_type = StatementFormatSchema)]
     pub format: String,
     /// SHA-256 of the uploaded bytes, hex: the statement's identity.
     pub sha256: String,
@@ -109,6 +110,7 @@ pub struct StatementBody {
     pub period_start: String,
     #[schema(format = Date)]
     pub period_end: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

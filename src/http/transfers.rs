@@ -11,6 +11,7 @@ use super::dto::{
     TransferBatchRequest,
 };
 use super::dto::{CreateTransferRequest, PageBody, TransferBody};
+use super::openapi::TransferStateSchema;
 use super::paging::{decode_cursor, encode_cursor, page_size};
 use super::problem::{ApiError, Problem};
 use super::respond::{self, path_uuid, Intent};
@@ -62,6 +63,7 @@ pub async fn create_transfer(
     .await
 }
 
+/// Get a transfer.
 #[utoipa::path(
     tag = "transfers",
     params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id")),
@@ -90,8 +92,8 @@ pub async fn get_transfer(
 pub struct TransferListQuery {
     /// Only transfers debiting or crediting this account.
     pub account_id: Option<uuid::Uuid>,
-    /// Only transfers in this state: `pending`, `posted`, `voided`, `expired`.
-    #[param(pattern = "^(pending|posted|voided|expired)$")]
+    /// Only transfers in this state.
+    #[param(value_type = Option<TransferStateSchema>)]
     pub state: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
