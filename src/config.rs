@@ -9,7 +9,7 @@ use crate::http::state::Limits;
 use std::num::NonZeroU32;
 
 use crate::signing::SigningKeySource;
-use crate::startup::{AuditSettings, Database, SecuritySettings, Settings};
+use crate::startup::{AuditSettings, Database, ReadDatabase, SecuritySettings, Settings};
 use crate::storage::PoolSettings;
 use crate::writer::WriterSettings;
 
@@ -58,6 +58,15 @@ impl DatabaseArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// A hot standby of DATABASE_URL's database (several hosts may be named, e.g. with
+    /// target_session_attrs=read-only) serving journal pages, proofs, exports, entries and
+    /// balances as of a seq once it has replayed what they need; the primary serves them
+    /// otherwise. Absent: every read goes to DATABASE_URL.
+    #[arg(long, env = "LEDGER_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
+    /// Most connections to the read replica.
+    #[arg(long, env = "LEDGER_READ_POOL_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub read_pool_size: u16,
     /// Address and port to serve HTTP on.
     #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -139,6 +148,26 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The read replica, when LEDGER_READ_DATABASE_URL names one (only with DATABASE_URL).
+    pub fn read_database(&self) -> Result<Option<ReadDatabase>, String> {
+        let Some(url) = &self.read_database_url else {
+            return Ok(None);
+        };
+        if self.database.database_url.is_none() {
+            return Err(
+                "LEDGER_READ_DATABASE_URL needs DATABASE_URL (the embedded cluster has no standby)"
+                    .into(),
+            );
+        }
+        let config = url.parse::<tokio_postgres::Config>().map_err(|error| {
+            format!("LEDGER_READ_DATABASE_URL is not a PostgreSQL URL: {error}")
+        })?;
+        Ok(Some(ReadDatabase {
+            config: Box::new(config),
+            max_connections: usize::from(self.read_pool_size),
+        }))
+    }
+
     fn signing_key_source(&self) -> Result<SigningKeySource, String> {
         if !crate::audit::checkpoint::is_valid_key_name(&format!("{}/x", self.origin_prefix)) {
             return Err(

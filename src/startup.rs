@@ -26,6 +26,14 @@ pub enum Database {
     Embedded(PathBuf),
 }
 
+/// A hot standby serving reads of immutable history (`LEDGER_READ_DATABASE_URL`; see
+/// `storage::Storage::with_replica` and docs/OPERATIONS.md).
+#[derive(Clone, Debug)]
+pub struct ReadDatabase {
+    pub config: Box<tokio_postgres::Config>,
+    pub max_connections: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: String,
@@ -353,8 +361,28 @@ async fn expire_due_on(
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
+        Application::build_with_reads(settings, None).await
+    }
+
+    /// `build`, with reads of immutable history offered to a hot standby first.
+    pub async fn build_with_reads(
+        settings: &Settings,
+        reads: Option<ReadDatabase>,
+    ) -> Result<Application, StartupError> {
         let (config, embedded) = open_database(&settings.database).await?;
         let storage = Storage::migrate_and_connect(config, settings.pool.clone()).await?;
+        let storage = match reads {
+            Some(reads) => {
+                if embedded.is_some() {
+                    return Err(StartupError::Config(
+                        "a read replica needs DATABASE_URL (the embedded cluster has no standby)"
+                            .into(),
+                    ));
+                }
+                storage.with_replica(*reads.config, reads.max_connections)?
+            }
+            None => storage,
+        };
         let write_storage = storage.sibling(settings.writer.max_connections)?;
         let health_storage = storage.sibling(1)?;
         let writers = Arc::new(Writers::new(write_storage, settings.writer.clone()));

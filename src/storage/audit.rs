@@ -209,51 +209,35 @@ impl Storage {
     // ------------------------------------------------------------ Merkle tree
 
     /// The roots of these complete subtrees, each computed from at most 128 stored hashes (event
-    /// hashes, or stored subtree roots of levels 8, 16, …).
+    /// hashes, or stored subtree roots of levels 8, 16, …). From the read replica when it holds
+    /// every child (a complete subtree never changes once its last leaf exists).
     pub async fn merkle_subtrees(
         &self,
         ledger_id: i32,
         ids: &[SubtreeId],
     ) -> Result<BTreeMap<SubtreeId, Hash32>, StorageError> {
-        let client = self.client().await?;
-        let leaves = client.prepare_cached("SELECT hash FROM journal WHERE ledger_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq").await?;
-        let nodes = client
-            .prepare_cached("SELECT hash FROM merkle_nodes WHERE ledger_id = $1 AND level = $2 AND index >= $3 AND index < $4 ORDER BY index")
-            .await?;
-        let mut subtrees = BTreeMap::new();
-        for id in ids {
-            let children: Vec<Hash32> = match merkle::stored_children(*id) {
-                StoredChildren::LeafHashes { first_leaf, count } => {
-                    let (from, to) = (seq_to_sql(first_leaf), seq_to_sql(first_leaf + count));
-                    let rows = client.query(&leaves, &[&ledger_id, &from, &to]).await?;
-                    rows.iter()
-                        .map(|row| hash_from_sql(row.get(0)).map(|hash| merkle::leaf_hash(&hash)))
-                        .collect::<Result<_, _>>()?
+        if let Some(replica) = self.replica_client().await {
+            match merkle_subtrees_on(&replica, ledger_id, ids).await {
+                Ok(Some(subtrees)) => {
+                    super::reads::replica_read("replica");
+                    return Ok(subtrees);
                 }
-                StoredChildren::StoredNodes {
-                    level,
-                    first_index,
-                    count,
-                } => {
-                    let (from, to) = (seq_to_sql(first_index), seq_to_sql(first_index + count));
-                    let rows = client
-                        .query(&nodes, &[&ledger_id, &(level as i16), &from, &to])
-                        .await?;
-                    rows.iter()
-                        .map(|row| hash_from_sql(row.get(0)))
-                        .collect::<Result<_, _>>()?
-                }
-            };
-            let hash = merkle::subtree_from_children(*id, &children)
-                .map_err(|error| StorageError::Corrupt(format!("merkle tree: {error}")))?;
-            subtrees.insert(*id, hash);
+                Ok(None) => super::reads::replica_read("behind"),
+                Err(error) => self.replica_failed(&error),
+            }
         }
-        Ok(subtrees)
+        merkle_subtrees_on(&self.client().await?, ledger_id, ids)
+            .await?
+            .ok_or_else(|| {
+                StorageError::Corrupt("merkle tree: a complete subtree lacks stored hashes".into())
+            })
     }
 
     // ------------------------------------------------------------ audit trail
 
     /// An account's postings in seq order, after `after_seq`, with the balances after each.
+    /// From the read replica when the page is followed by more, or the replica has replayed
+    /// the primary's head.
     pub async fn entries_page(
         &self,
         ledger_id: i32,
@@ -261,45 +245,28 @@ impl Storage {
         after_seq: i64,
         limit: usize,
     ) -> Result<(Vec<Entry>, bool), StorageError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT p.seq, j.type, j.at, p.transfer_id, p.side, p.pending_delta, p.posted_delta, \
-                        p.posted_debits_after AS posted_debits, p.posted_credits_after AS posted_credits, \
-                        p.pending_debits_after AS pending_debits, p.pending_credits_after AS pending_credits \
-                 FROM postings p JOIN journal j ON j.ledger_id = p.ledger_id AND j.seq = p.seq \
-                 WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq > $3 ORDER BY p.seq LIMIT $4",
-                &[&ledger_id, &account.id.as_uuid(), &after_seq, &(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1)],
-            )
-            .await?;
-        let scale = account.currency.scale();
-        let more = rows.len() > limit;
-        let entries = rows
-            .iter()
-            .take(limit)
-            .map(|row| {
-                let delta = |column: &str| {
-                    let mut value: Decimal = row.get(column);
-                    value.rescale(scale);
-                    value
-                };
-                Ok(Entry {
-                    seq: seq_from_sql(row.get("seq"))?,
-                    event_type: row.get("type"),
-                    at: from_sql_time(row.get("at"))?,
-                    transfer_id: TransferId::new(row.get("transfer_id")),
-                    side: if row.get::<_, &str>("side") == "debit" {
-                        Side::Debit
-                    } else {
-                        Side::Credit
-                    },
-                    pending_delta: delta("pending_delta"),
-                    posted_delta: delta("posted_delta"),
-                    balances_after: balances_from_row(row, scale, "")?,
-                })
-            })
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        Ok((entries, more))
+        if let Some(replica) = self.replica_client().await {
+            let read = async {
+                let replayed = super::reads::head_seq_on(&replica, ledger_id).await?;
+                let page = entries_page_on(&replica, ledger_id, account, after_seq, limit).await?;
+                Ok::<_, StorageError>((replayed, page))
+            }
+            .await;
+            drop(replica);
+            match read {
+                Ok((replayed, page)) => {
+                    if page.1
+                        || seq_to_sql(self.ledger_head(ledger_id).await?.chain.seq) <= replayed
+                    {
+                        super::reads::replica_read("replica");
+                        return Ok(page);
+                    }
+                    super::reads::replica_read("behind");
+                }
+                Err(error) => self.replica_failed(&error),
+            }
+        }
+        entries_page_on(&self.client().await?, ledger_id, account, after_seq, limit).await
     }
 
     /// An account's balances right after the event `seq` (zero before its first posting).
@@ -309,19 +276,16 @@ impl Storage {
         account: &Account,
         seq: u64,
     ) -> Result<Balances, StorageError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT posted_debits_after AS posted_debits, posted_credits_after AS posted_credits, \
-                        pending_debits_after AS pending_debits, pending_credits_after AS pending_credits \
-                 FROM postings WHERE ledger_id = $1 AND account_id = $2 AND seq <= $3 ORDER BY seq DESC LIMIT 1",
-                &[&ledger_id, &account.id.as_uuid(), &seq_to_sql(seq)],
-            )
-            .await?;
-        match row {
-            Some(row) => balances_from_row(&row, account.currency.scale(), ""),
-            None => Ok(Balances::zero(&account.currency)),
+        if let Some(replica) = self.replica_at(ledger_id, seq).await {
+            match balances_as_of_on(&replica, ledger_id, account, seq).await {
+                Ok(balances) => {
+                    super::reads::replica_read("replica");
+                    return Ok(balances);
+                }
+                Err(error) => self.replica_failed(&error),
+            }
         }
+        balances_as_of_on(&self.client().await?, ledger_id, account, seq).await
     }
 
     /// The seqs of every event of a transfer: its creation, its resolution (post, void, expiry)
@@ -350,24 +314,33 @@ impl Storage {
         Ok(seqs)
     }
 
+    /// The events of these seqs, in order (the read replica's when it has them all).
     pub async fn events_by_seq(
         &self,
         ledger: &LedgerRecord,
         seqs: &[u64],
     ) -> Result<Vec<JournalEvent>, StorageError> {
-        let client = self.client().await?;
-        let seqs: Vec<i64> = seqs.iter().map(|seq| seq_to_sql(*seq)).collect();
-        let sql = format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE ledger_id = $1 AND seq = ANY($2) ORDER BY seq");
-        let rows = client.query(&sql, &[&ledger.id, &seqs]).await?;
-        rows.iter()
-            .map(|row| journal_event_from_row(&ledger.name, row))
-            .collect()
+        let mut wanted: Vec<i64> = seqs.iter().map(|seq| seq_to_sql(*seq)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if let Some(replica) = self.replica_client().await {
+            match events_by_seq_on(&replica, ledger, &wanted).await {
+                Ok(events) if events.len() == wanted.len() => {
+                    super::reads::replica_read("replica");
+                    return Ok(events);
+                }
+                Ok(_) => super::reads::replica_read("behind"),
+                Err(error) => self.replica_failed(&error),
+            }
+        }
+        events_by_seq_on(&self.client().await?, ledger, &wanted).await
     }
 
     // ------------------------------------------------------------ export
 
     /// Accounts opened at or before `seq`, after `after_id` in id order, with their balances and
-    /// status as of `seq`.
+    /// status as of `seq` (the read replica's once it has replayed `seq`: the columns read here
+    /// beside the as-of ones, id, code and currency, never change).
     pub async fn accounts_as_of(
         &self,
         ledger_id: i32,
@@ -375,44 +348,16 @@ impl Storage {
         after_id: Option<Uuid>,
         limit: usize,
     ) -> Result<Vec<Account>, StorageError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT {}, coalesce(b.posted_debits, 0) AS as_of_posted_debits, coalesce(b.posted_credits, 0) AS as_of_posted_credits, \
-                    coalesce(b.pending_debits, 0) AS as_of_pending_debits, coalesce(b.pending_credits, 0) AS as_of_pending_credits, \
-                    coalesce(s.status, 'active') AS as_of_status \
-             FROM accounts a \
-             LEFT JOIN LATERAL (SELECT posted_debits_after AS posted_debits, posted_credits_after AS posted_credits, \
-                                       pending_debits_after AS pending_debits, pending_credits_after AS pending_credits \
-                                FROM postings p WHERE p.ledger_id = a.ledger_id AND p.account_id = a.id AND p.seq <= $2 \
-                                ORDER BY p.seq DESC LIMIT 1) b ON true \
-             LEFT JOIN LATERAL (SELECT CASE j.type WHEN 'account_frozen' THEN 'frozen' WHEN 'account_closed' THEN 'closed' ELSE 'active' END AS status \
-                                FROM journal j WHERE j.ledger_id = a.ledger_id AND j.seq <= $2 \
-                                  AND j.type IN ('account_frozen', 'account_unfrozen', 'account_closed') \
-                                  AND j.data ->> 'account_id' = a.id::text \
-                                ORDER BY j.seq DESC LIMIT 1) s ON true \
-             WHERE a.ledger_id = $1 AND a.opened_seq <= $2 AND ($3::uuid IS NULL OR a.id > $3) ORDER BY a.id LIMIT $4",
-            prefixed("a", ACCOUNT_COLUMNS)
-        );
-        let rows = client
-            .query(
-                &sql,
-                &[
-                    &ledger_id,
-                    &seq_to_sql(seq),
-                    &after_id,
-                    &(i64::try_from(limit).unwrap_or(i64::MAX)),
-                ],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let mut account = account_from_row(row)?;
-                account.balances = balances_from_row(row, account.currency.scale(), "as_of_")?;
-                account.status = AccountStatus::parse(row.get("as_of_status"))
-                    .ok_or_else(|| StorageError::Corrupt("status".into()))?;
-                Ok(account)
-            })
-            .collect()
+        if let Some(replica) = self.replica_at(ledger_id, seq).await {
+            match accounts_as_of_on(&replica, ledger_id, seq, after_id, limit).await {
+                Ok(accounts) => {
+                    super::reads::replica_read("replica");
+                    return Ok(accounts);
+                }
+                Err(error) => self.replica_failed(&error),
+            }
+        }
+        accounts_as_of_on(&self.client().await?, ledger_id, seq, after_id, limit).await
     }
 
     // ------------------------------------------------------------ integrity checks
@@ -527,4 +472,186 @@ impl Storage {
             .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
+}
+
+// ------------------------------------------------------------ reads on a given server
+
+/// The subtrees' roots as this server has them; `None` when a child is missing (a replica
+/// that has not replayed the subtree's last leaf yet).
+async fn merkle_subtrees_on(
+    client: &deadpool_postgres::Client,
+    ledger_id: i32,
+    ids: &[SubtreeId],
+) -> Result<Option<BTreeMap<SubtreeId, Hash32>>, StorageError> {
+    let leaves = client
+        .prepare_cached(
+            "SELECT hash FROM journal WHERE ledger_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+        )
+        .await?;
+    let nodes = client
+        .prepare_cached("SELECT hash FROM merkle_nodes WHERE ledger_id = $1 AND level = $2 AND index >= $3 AND index < $4 ORDER BY index")
+        .await?;
+    let mut subtrees = BTreeMap::new();
+    for id in ids {
+        let (children, expected): (Vec<Hash32>, u64) = match merkle::stored_children(*id) {
+            StoredChildren::LeafHashes { first_leaf, count } => {
+                let (from, to) = (seq_to_sql(first_leaf), seq_to_sql(first_leaf + count));
+                let rows = client.query(&leaves, &[&ledger_id, &from, &to]).await?;
+                let hashes = rows
+                    .iter()
+                    .map(|row| hash_from_sql(row.get(0)).map(|hash| merkle::leaf_hash(&hash)))
+                    .collect::<Result<_, _>>()?;
+                (hashes, count)
+            }
+            StoredChildren::StoredNodes {
+                level,
+                first_index,
+                count,
+            } => {
+                let (from, to) = (seq_to_sql(first_index), seq_to_sql(first_index + count));
+                let rows = client
+                    .query(&nodes, &[&ledger_id, &(level as i16), &from, &to])
+                    .await?;
+                let hashes = rows
+                    .iter()
+                    .map(|row| hash_from_sql(row.get(0)))
+                    .collect::<Result<_, _>>()?;
+                (hashes, count)
+            }
+        };
+        if children.len() as u64 != expected {
+            return Ok(None);
+        }
+        let hash = merkle::subtree_from_children(*id, &children)
+            .map_err(|error| StorageError::Corrupt(format!("merkle tree: {error}")))?;
+        subtrees.insert(*id, hash);
+    }
+    Ok(Some(subtrees))
+}
+
+async fn entries_page_on(
+    client: &deadpool_postgres::Client,
+    ledger_id: i32,
+    account: &Account,
+    after_seq: i64,
+    limit: usize,
+) -> Result<(Vec<Entry>, bool), StorageError> {
+    let rows = client
+        .query(
+            "SELECT p.seq, j.type, j.at, p.transfer_id, p.side, p.pending_delta, p.posted_delta, \
+                    p.posted_debits_after AS posted_debits, p.posted_credits_after AS posted_credits, \
+                    p.pending_debits_after AS pending_debits, p.pending_credits_after AS pending_credits \
+             FROM postings p JOIN journal j ON j.ledger_id = p.ledger_id AND j.seq = p.seq \
+             WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq > $3 ORDER BY p.seq LIMIT $4",
+            &[&ledger_id, &account.id.as_uuid(), &after_seq, &(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1)],
+        )
+        .await?;
+    let scale = account.currency.scale();
+    let more = rows.len() > limit;
+    let entries = rows
+        .iter()
+        .take(limit)
+        .map(|row| {
+            let delta = |column: &str| {
+                let mut value: Decimal = row.get(column);
+                value.rescale(scale);
+                value
+            };
+            Ok(Entry {
+                seq: seq_from_sql(row.get("seq"))?,
+                event_type: row.get("type"),
+                at: from_sql_time(row.get("at"))?,
+                transfer_id: TransferId::new(row.get("transfer_id")),
+                side: if row.get::<_, &str>("side") == "debit" {
+                    Side::Debit
+                } else {
+                    Side::Credit
+                },
+                pending_delta: delta("pending_delta"),
+                posted_delta: delta("posted_delta"),
+                balances_after: balances_from_row(row, scale, "")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok((entries, more))
+}
+
+async fn balances_as_of_on(
+    client: &deadpool_postgres::Client,
+    ledger_id: i32,
+    account: &Account,
+    seq: u64,
+) -> Result<Balances, StorageError> {
+    let row = client
+        .query_opt(
+            "SELECT posted_debits_after AS posted_debits, posted_credits_after AS posted_credits, \
+                    pending_debits_after AS pending_debits, pending_credits_after AS pending_credits \
+             FROM postings WHERE ledger_id = $1 AND account_id = $2 AND seq <= $3 ORDER BY seq DESC LIMIT 1",
+            &[&ledger_id, &account.id.as_uuid(), &seq_to_sql(seq)],
+        )
+        .await?;
+    match row {
+        Some(row) => balances_from_row(&row, account.currency.scale(), ""),
+        None => Ok(Balances::zero(&account.currency)),
+    }
+}
+
+async fn events_by_seq_on(
+    client: &deadpool_postgres::Client,
+    ledger: &LedgerRecord,
+    seqs: &[i64],
+) -> Result<Vec<JournalEvent>, StorageError> {
+    let sql = format!(
+        "SELECT {JOURNAL_COLUMNS} FROM journal WHERE ledger_id = $1 AND seq = ANY($2) ORDER BY seq"
+    );
+    let rows = client.query(&sql, &[&ledger.id, &seqs]).await?;
+    rows.iter()
+        .map(|row| journal_event_from_row(&ledger.name, row))
+        .collect()
+}
+
+async fn accounts_as_of_on(
+    client: &deadpool_postgres::Client,
+    ledger_id: i32,
+    seq: u64,
+    after_id: Option<Uuid>,
+    limit: usize,
+) -> Result<Vec<Account>, StorageError> {
+    let sql = format!(
+        "SELECT {}, coalesce(b.posted_debits, 0) AS as_of_posted_debits, coalesce(b.posted_credits, 0) AS as_of_posted_credits, \
+                coalesce(b.pending_debits, 0) AS as_of_pending_debits, coalesce(b.pending_credits, 0) AS as_of_pending_credits, \
+                coalesce(s.status, 'active') AS as_of_status \
+         FROM accounts a \
+         LEFT JOIN LATERAL (SELECT posted_debits_after AS posted_debits, posted_credits_after AS posted_credits, \
+                                   pending_debits_after AS pending_debits, pending_credits_after AS pending_credits \
+                            FROM postings p WHERE p.ledger_id = a.ledger_id AND p.account_id = a.id AND p.seq <= $2 \
+                            ORDER BY p.seq DESC LIMIT 1) b ON true \
+         LEFT JOIN LATERAL (SELECT CASE j.type WHEN 'account_frozen' THEN 'frozen' WHEN 'account_closed' THEN 'closed' ELSE 'active' END AS status \
+                            FROM journal j WHERE j.ledger_id = a.ledger_id AND j.seq <= $2 \
+                              AND j.type IN ('account_frozen', 'account_unfrozen', 'account_closed') \
+                              AND j.data ->> 'account_id' = a.id::text \
+                            ORDER BY j.seq DESC LIMIT 1) s ON true \
+         WHERE a.ledger_id = $1 AND a.opened_seq <= $2 AND ($3::uuid IS NULL OR a.id > $3) ORDER BY a.id LIMIT $4",
+        prefixed("a", ACCOUNT_COLUMNS)
+    );
+    let rows = client
+        .query(
+            &sql,
+            &[
+                &ledger_id,
+                &seq_to_sql(seq),
+                &after_id,
+                &(i64::try_from(limit).unwrap_or(i64::MAX)),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let mut account = account_from_row(row)?;
+            account.balances = balances_from_row(row, account.currency.scale(), "as_of_")?;
+            account.status = AccountStatus::parse(row.get("as_of_status"))
+                .ok_or_else(|| StorageError::Corrupt("status".into()))?;
+            Ok(account)
+        })
+        .collect()
 }

@@ -2,6 +2,17 @@
 //!
 //! Reads go straight to the pool. Writes to a ledger go through [`batch`], one database
 //! transaction per batch of commands, serialised on the ledger's chain head row.
+//!
+//! High availability (docs/OPERATIONS.md): the configuration may name several hosts with
+//! `target_session_attrs=read-write`, so that new connections reach whichever node is the
+//! primary. A connection that broke, or whose server turned out not to be the primary any more
+//! (SQLSTATE 25006 `read_only_sql_transaction`, a shutdown, a connection exception), is an
+//! outage, not a bug: it becomes [`StorageError::Pool`] (`503 database_unavailable` with
+//! `Retry-After`), and every pooled connection opened before it is discarded instead of reused.
+//! An optional read replica ([`Storage::with_replica`]) serves reads of history that is
+//! immutable once written (journal pages, Merkle subtrees, events by seq, balances and accounts
+//! as of a seq, postings) when it has replayed what they need, and the primary serves them
+//! otherwise (see `reads::on_replica`).
 
 pub mod audit;
 pub mod batch;
@@ -13,9 +24,11 @@ mod reads;
 pub mod reconciliation;
 mod rows;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use crate::audit::merkle::MerkleFrontier;
@@ -36,7 +49,7 @@ pub enum StorageError {
     #[error("no database connection available: {0}")]
     Pool(String),
     #[error("database error: {0}")]
-    Database(#[from] tokio_postgres::Error),
+    Database(tokio_postgres::Error),
     #[error("migration failed: {0}")]
     Migration(String),
     #[error("a ledger named {0} already exists")]
@@ -47,6 +60,74 @@ pub enum StorageError {
     /// committed. Only reading the chain head again can tell.
     #[error("the connection broke during COMMIT: {0}")]
     CommitOutcomeUnknown(String),
+}
+
+impl From<tokio_postgres::Error> for StorageError {
+    /// A database error, unless it says that the connection is unusable (the server went away,
+    /// is shutting down, or is a standby now): that is an outage, answered `503` with
+    /// `Retry-After` like a pool that cannot connect, and the pools drop the connections opened
+    /// before it.
+    fn from(error: tokio_postgres::Error) -> StorageError {
+        match unusable_connection(&error) {
+            Some(reason) => {
+                discard_connections_opened_until_now();
+                StorageError::Pool(format!("{reason}: {error}"))
+            }
+            None => StorageError::Database(error),
+        }
+    }
+}
+
+/// Why a connection that failed with `error` must not be used again, if it must not: it broke
+/// (closed, or an I/O error), its server is shutting down or restarting (SQLSTATE class 57P),
+/// refused to continue (class 08), or is not the primary (25006: a write on a standby, after a
+/// failover demoted the node this connection reached).
+pub fn unusable_connection(error: &tokio_postgres::Error) -> Option<&'static str> {
+    if let Some(code) = error.code() {
+        let code = code.code();
+        return if code == "25006" {
+            Some("the database node is read-only (a standby, after a failover)")
+        } else if code.starts_with("57P") {
+            Some("the database node is shutting down or restarting")
+        } else if code.starts_with("08") {
+            Some("the database connection failed")
+        } else {
+            None
+        };
+    }
+    let io = std::error::Error::source(error)
+        .is_some_and(|source| source.downcast_ref::<std::io::Error>().is_some());
+    (error.is_closed() || io).then_some("the database connection broke")
+}
+
+/// The process's clock for connection ages (µs since the first use).
+fn process_micros(at: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    at.saturating_duration_since(epoch).as_micros() as u64 + 1
+}
+
+/// Pooled connections opened at or before this instant (µs, `process_micros`) are discarded at
+/// their next checkout: they reach a node that failed or is no longer the primary.
+static DISCARD_OPENED_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+fn discard_connections_opened_until_now() {
+    DISCARD_OPENED_UNTIL.fetch_max(process_micros(Instant::now()), Ordering::SeqCst);
+}
+
+/// The pools' check at checkout: a connection opened before the last unusable one is dropped
+/// (and another taken or opened), so that after a failover no request is handed a connection
+/// to the old primary.
+fn discard_stale_connections() -> Hook {
+    Hook::sync_fn(|_client, metrics| {
+        if process_micros(metrics.created) <= DISCARD_OPENED_UNTIL.load(Ordering::SeqCst) {
+            Err(HookError::message(
+                "opened before a connection to the same database became unusable",
+            ))
+        } else {
+            Ok(())
+        }
+    })
 }
 
 impl From<deadpool_postgres::PoolError> for StorageError {
@@ -101,6 +182,50 @@ pub struct Storage {
     /// What the pool was built from, to open sibling pools alike.
     base_config: tokio_postgres::Config,
     use_service_role: bool,
+    /// A hot standby for reads of immutable history, when configured.
+    replica: Option<Arc<Replica>>,
+}
+
+/// The read replica's pool, and how long it rests after a failure (reads go to the primary
+/// meanwhile, so a replica that is down costs no request more than one failed attempt).
+pub(crate) struct Replica {
+    pub(crate) pool: Pool,
+    resting_until: Mutex<Option<Instant>>,
+}
+
+/// How long the replica is left alone after it failed a read.
+const REPLICA_REST: Duration = Duration::from_secs(5);
+
+impl Replica {
+    pub(crate) fn usable(&self) -> bool {
+        let resting = self.resting_until.lock().expect("never poisoned");
+        resting.is_none_or(|until| Instant::now() >= until)
+    }
+
+    pub(crate) fn failed(&self, error: &StorageError) {
+        let mut resting = self.resting_until.lock().expect("never poisoned");
+        if resting.is_none_or(|until| Instant::now() >= until) {
+            tracing::warn!(error = %error, "the read replica failed a read; reading from the primary for {} s", REPLICA_REST.as_secs());
+        }
+        *resting = Some(Instant::now() + REPLICA_REST);
+    }
+}
+
+/// Keepalives and a TCP user timeout for TCP hosts, unless the URL set them: a connection to a
+/// machine that vanished (no reset, no answer) fails within seconds instead of waiting on
+/// the kernel's defaults (hours for an idle connection, ~15 minutes for unacknowledged data).
+fn bound_dead_peer_detection(config: &mut tokio_postgres::Config) {
+    if !config.get_keepalives() {
+        return;
+    }
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(Duration::from_secs(5));
+        config.keepalives_interval(Duration::from_secs(1));
+        config.keepalives_retries(3);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(10));
+    }
 }
 
 impl Storage {
@@ -129,29 +254,55 @@ impl Storage {
         config.options(&options);
         config.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
         config.application_name("ledger");
-        let manager = Manager::from_config(
+        bound_dead_peer_detection(&mut config);
+        let pool = build_pool(
             config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(settings.max_connections)
-            .wait_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
-            .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            // The most recently used connection first: warm caches, and a ledger's writer keeps
-            // reusing one backend.
-            .queue_mode(deadpool_postgres::QueueMode::Lifo)
-            .build()
-            .map_err(|error| StorageError::Pool(error.to_string()))?;
+            settings.max_connections,
+            Duration::from_millis(settings.connect_timeout_ms),
+        )?;
         Ok(Storage {
             pool,
             settings,
             base_config,
             use_service_role,
+            replica: None,
         })
+    }
+
+    /// This storage with a read replica (`LEDGER_READ_DATABASE_URL`): a hot standby of the same
+    /// database, reached with the same role and statement timeout, but waited for at most one
+    /// second (a replica that does not answer costs a read that much, once per
+    /// `REPLICA_REST`, and the primary answers).
+    pub fn with_replica(
+        &self,
+        replica: tokio_postgres::Config,
+        max_connections: usize,
+    ) -> Result<Storage, StorageError> {
+        let mut config = replica;
+        let mut options = format!(
+            "-c statement_timeout={} -c plan_cache_mode=force_custom_plan",
+            self.settings.statement_timeout_ms
+        );
+        if self.use_service_role {
+            options.push_str(&format!(" -c role={SERVICE_ROLE}"));
+        }
+        config.options(&options);
+        let wait = Duration::from_millis(self.settings.connect_timeout_ms.min(1_000));
+        config.connect_timeout(wait);
+        config.application_name("ledger-reads");
+        bound_dead_peer_detection(&mut config);
+        let pool = build_pool(config, max_connections, wait)?;
+        Ok(Storage {
+            replica: Some(Arc::new(Replica {
+                pool,
+                resting_until: Mutex::new(None),
+            })),
+            ..self.clone()
+        })
+    }
+
+    pub(crate) fn replica(&self) -> Option<&Replica> {
+        self.replica.as_deref()
     }
 
     /// Applies the forward-only migrations of `migrations/` with the login user's rights, then
@@ -316,6 +467,33 @@ impl Storage {
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
     }
+}
+
+fn build_pool(
+    config: tokio_postgres::Config,
+    max_connections: usize,
+    wait: Duration,
+) -> Result<Pool, StorageError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // Checks that the connection is open; connections to a node that failed or was
+            // demoted are dropped by `discard_stale_connections` (no query per checkout).
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_connections)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(wait))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        // The most recently used connection first: warm caches, and a ledger's writer keeps
+        // reusing one backend.
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
+        .pre_recycle(discard_stale_connections())
+        .build()
+        .map_err(|error| StorageError::Pool(error.to_string()))
 }
 
 /// The tree of a journal holding only its genesis event.

@@ -199,27 +199,125 @@ impl Storage {
         )
     }
 
+    /// Up to `limit` events after `after_seq`. From the read replica when it has them: a page
+    /// followed by more events is complete (the journal is append-only and has no gaps), a
+    /// shorter one only when the primary's head is not beyond it.
     pub async fn journal_page(
         &self,
         ledger: &LedgerRecord,
         after_seq: i64,
         limit: usize,
     ) -> Result<Page<JournalEvent>, StorageError> {
-        let client = self.client().await?;
-        let sql = format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
-        let statement = client.prepare_cached(&sql).await?;
-        let rows = client
-            .query(
-                &statement,
-                &[&ledger.id, &after_seq, &limit_plus_one(limit)],
-            )
-            .await?;
-        page(
-            rows,
-            limit,
-            |event: &JournalEvent| seq_to_sql(event.seq),
-            |row| journal_event_from_row(&ledger.name, row),
+        if let Some(replica) = self.replica_client().await {
+            let read = journal_page_on(&replica, ledger, after_seq, limit).await;
+            drop(replica);
+            match read {
+                Ok(page) => {
+                    let covered = page
+                        .items
+                        .last()
+                        .map_or(after_seq, |event| seq_to_sql(event.seq));
+                    if page.next_after.is_some()
+                        || seq_to_sql(self.ledger_head(ledger.id).await?.chain.seq) <= covered
+                    {
+                        replica_read("replica");
+                        return Ok(page);
+                    }
+                    replica_read("behind");
+                }
+                Err(error) => self.replica_failed(&error),
+            }
+        }
+        journal_page_on(&self.client().await?, ledger, after_seq, limit).await
+    }
+}
+
+async fn journal_page_on(
+    client: &deadpool_postgres::Client,
+    ledger: &LedgerRecord,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Page<JournalEvent>, StorageError> {
+    let sql = format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[&ledger.id, &after_seq, &limit_plus_one(limit)],
         )
+        .await?;
+    page(
+        rows,
+        limit,
+        |event: &JournalEvent| seq_to_sql(event.seq),
+        |row| journal_event_from_row(&ledger.name, row),
+    )
+}
+
+/// Counts the reads offered to the replica: served there, or by the primary because the
+/// replica had not replayed what they need yet (`ledger_replica_reads_total{outcome}`; failed
+/// ones are logged and counted as `failed`).
+pub(super) fn replica_read(outcome: &'static str) {
+    metrics::counter!("ledger_replica_reads_total", "outcome" => outcome).increment(1);
+}
+
+/// The last seq of a ledger's journal as this connection's server has it (0 without a head).
+pub(super) async fn head_seq_on(
+    client: &deadpool_postgres::Client,
+    ledger_id: i32,
+) -> Result<i64, StorageError> {
+    let statement = client
+        .prepare_cached("SELECT last_seq FROM ledger_heads WHERE ledger_id = $1")
+        .await?;
+    Ok(client
+        .query_opt(&statement, &[&ledger_id])
+        .await?
+        .map_or(0, |row| row.get(0)))
+}
+
+impl Storage {
+    /// A connection to the read replica, when one is configured and not resting after a
+    /// failure.
+    pub(super) async fn replica_client(&self) -> Option<deadpool_postgres::Object> {
+        let replica = self.replica()?;
+        if !replica.usable() {
+            return None;
+        }
+        match replica.pool.get().await {
+            Ok(client) => Some(client),
+            Err(error) => {
+                self.replica_failed(&error.into());
+                None
+            }
+        }
+    }
+
+    pub(super) fn replica_failed(&self, error: &StorageError) {
+        if let Some(replica) = self.replica() {
+            replica_read("failed");
+            replica.failed(error);
+        }
+    }
+
+    /// A connection to the replica that has replayed the ledger's journal up to `seq` at least
+    /// (every later statement on it sees at least as much), if there is one.
+    pub(super) async fn replica_at(
+        &self,
+        ledger_id: i32,
+        seq: u64,
+    ) -> Option<deadpool_postgres::Object> {
+        let replica = self.replica_client().await?;
+        match head_seq_on(&replica, ledger_id).await {
+            Ok(head) if head >= seq_to_sql(seq) => Some(replica),
+            Ok(_) => {
+                replica_read("behind");
+                None
+            }
+            Err(error) => {
+                self.replica_failed(&error);
+                None
+            }
+        }
     }
 }
 
