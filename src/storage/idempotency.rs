@@ -91,14 +91,20 @@ pub(super) async fn lock_and_find(
             "SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) AS locks(id) ORDER BY id",
         )
         .await?;
-    let find = client
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM idempotency_keys WHERE (api_key_id, key) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
-        ))
-        .await?;
+    let find = client.prepare_cached(&find_records_text()).await?;
     client.execute(&lock, &[&lock_ids]).await?;
     let rows = client.query(&find, &[&api_key_ids, &keys]).await?;
     rows.iter().map(record_from_row).collect()
+}
+
+/// Looks up the records of `(api_key_id, key)` pairs given as two arrays ($1, $2), one probe of
+/// the primary key per pair, whatever the statistics (see `BEGIN_BATCH`).
+pub(super) fn find_records_text() -> String {
+    format!(
+        "SELECT found.* FROM unnest($1::uuid[], $2::text[]) AS wanted (api_key_id, key) \
+         CROSS JOIN LATERAL (SELECT {COLUMNS} FROM idempotency_keys \
+             WHERE api_key_id = wanted.api_key_id AND key = wanted.key OFFSET 0) AS found"
+    )
 }
 
 pub(super) async fn insert_records(

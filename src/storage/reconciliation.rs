@@ -53,8 +53,10 @@ pub(super) async fn lock_and_load_runs(
     let ids: Vec<Uuid> = run_ids.iter().map(ReconciliationId::as_uuid).collect();
     let rows = client
         .query(
-            "SELECT id, account_id, item_count FROM reconciliation_runs \
-             WHERE ledger_id = $1 AND id = ANY($2) AND state = 'completed' ORDER BY id FOR UPDATE",
+            // One probe of the primary key per run, whatever the statistics (see `BEGIN_BATCH`).
+            "SELECT r.id, r.account_id, r.item_count FROM unnest($2::uuid[]) AS wanted (id) \
+             CROSS JOIN LATERAL (SELECT id, account_id, item_count FROM reconciliation_runs \
+                 WHERE ledger_id = $1 AND id = wanted.id AND state = 'completed' OFFSET 0 FOR UPDATE) AS r",
             &[&ledger_id, &ids],
         )
         .await?;
@@ -77,10 +79,11 @@ pub(super) async fn lock_and_load_runs(
         .unzip();
     let rows = client
         .query(
-            "SELECT i.run_id, i.item_no, i.resolution FROM reconciliation_items i \
-             JOIN unnest($2::uuid[], $3::int[]) AS wanted (run_id, item_no) \
-               ON i.run_id = wanted.run_id AND i.item_no = wanted.item_no \
-             WHERE i.ledger_id = $1 ORDER BY i.run_id, i.item_no FOR UPDATE OF i",
+            "SELECT i.run_id, i.item_no, i.resolution \
+             FROM unnest($2::uuid[], $3::int[]) AS wanted (run_id, item_no) \
+             CROSS JOIN LATERAL (SELECT run_id, item_no, resolution FROM reconciliation_items \
+                 WHERE ledger_id = $1 AND run_id = wanted.run_id AND item_no = wanted.item_no \
+                 OFFSET 0 FOR UPDATE) AS i",
             &[&ledger_id, &item_runs, &item_nos],
         )
         .await?;
