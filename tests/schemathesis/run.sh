@@ -20,9 +20,11 @@ for role in admin writer auditor; do
   case $role in admin) key=$admin ;; writer) key=$writer ;; auditor) key=$auditor ;; esac
   echo "== schemathesis as $role ($examples examples per operation)"
   # --url: the document's `servers` lists a relative URL and a default address; this run's
-  # service is on its own port.
+  # service is on its own port. One worker: with two, CPython 3.11's `ast` module (which
+  # hypothesis calls to describe strategies) is not thread-safe and fails now and then with
+  # "AST constructor recursion depth mismatch" (CPython gh-106905), an error of the tool.
   if ! schemathesis --config-file "$here/schemathesis.toml" run "$base/openapi.json" --url "$base" \
-      --checks all -H "Authorization: Bearer $key" --max-examples "$examples" --workers 2 --seed 1 \
+      --checks all -H "Authorization: Bearer $key" --max-examples "$examples" --workers 1 --seed 1 \
       --no-color > "$work/$role.log" 2>&1; then
     failed=1
     cat "$work/$role.log"
