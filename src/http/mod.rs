@@ -145,6 +145,33 @@ fn openapi_base() -> OpenApi {
         "api_key",
         Vec::<String>::new(),
     )]);
+    api.tags = Some(
+        [
+            (
+                "transfers",
+                "Transfers: posted at once or pending (two-phase), batches, reversals",
+            ),
+            ("accounts", "Accounts, their balances and their lifecycle"),
+            ("ledgers", "Ledgers and their custom assets"),
+            ("journal", "The hash-chained journal (auditor)"),
+            (
+                "audit",
+                "Checkpoints, proofs, entries, balances as of a seq, exports, integrity checks",
+            ),
+            (
+                "reconciliation",
+                "Bank statements, reconciliation runs and their items",
+            ),
+            ("api-keys", "API keys and their roles (admin)"),
+            ("operations", "Health and metrics, open to everyone"),
+        ]
+        .map(|(name, description)| {
+            let mut tag = utoipa::openapi::tag::Tag::new(name);
+            tag.description = Some(description.into());
+            tag
+        })
+        .to_vec(),
+    );
     api.info.title = "Audited ledger".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
     api.info.description = Some(description());

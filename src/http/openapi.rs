@@ -429,3 +429,71 @@ string_enum_schema!(
     StatementFormatSchema => "StatementFormat",
     StatementFormat::ALL.iter().map(|format| format.as_str()).collect()
 );
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+
+    fn rust_sources(folder: &Path, sources: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(folder).expect("read src") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                rust_sources(&path, sources);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                sources.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    /// The string literals that follow `marker` in `text` (whitespace ignored).
+    fn literals_after<'a>(text: &'a str, marker: &'a str) -> impl Iterator<Item = String> + 'a {
+        text.match_indices(marker).filter_map(move |(at, _)| {
+            let rest = &text[at + marker.len()..];
+            rest.find('"').map(|end| rest[..end].to_owned())
+        })
+    }
+
+    /// Every extension member a problem document may carry is one the code adds with
+    /// `ApiError::with("…", …)` or `extensions.insert("…", …)`: each must be a property of the
+    /// `Problem` schema, so that generated clients read it.
+    #[test]
+    fn the_problem_schema_declares_every_extension_member_the_service_sends() {
+        let RefOr::T(Schema::Object(problem)) =
+            <super::super::problem::Problem as utoipa::PartialSchema>::schema()
+        else {
+            panic!("Problem is an object schema");
+        };
+        let mut sources = Vec::new();
+        rust_sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut sources,
+        );
+        let mut found = Vec::new();
+        let mut undeclared = Vec::new();
+        for (path, text) in &sources {
+            let text: String = text.split_whitespace().collect();
+            for marker in [".with(\"", ".extensions.insert(\""] {
+                for member in literals_after(&text, marker) {
+                    if !problem.properties.contains_key(&member) {
+                        undeclared.push(format!("{member} ({path})"));
+                    }
+                    found.push(member);
+                }
+            }
+        }
+        for expected in ["account_id", "from", "to", "index", "field", "errors"] {
+            assert!(
+                found.iter().any(|member| member == expected),
+                "the scan finds `{expected}`: {found:?}"
+            );
+        }
+        assert!(
+            undeclared.is_empty(),
+            "extension members missing from the Problem schema (src/http/problem.rs): {undeclared:?}"
+        );
+    }
+}

@@ -716,7 +716,7 @@ fn stream_items(
 pub struct ResolveItemRequest {
     /// `match` (to `transfer_id`), `accept` (with a `note`), `adjust` (posts a correcting
     /// transfer against `counter_account_id`), or `undo` (takes back the current resolution).
-    #[schema(example = "accept")]
+    #[schema(value_type = ResolutionActionSchema, example = "accept")]
     pub action: String,
     /// For `match`: the transfer the item corresponds to.
     pub transfer_id: Option<uuid::Uuid>,

@@ -148,7 +148,15 @@ impl StatementBody {
 #[utoipa::path(
     tag = "reconciliation",
     params(("ledger" = String, Path, description = "Ledger name"), StatementQuery),
-    request_body(content = String, description = "The statement file", content_type = "text/csv"),
+    request_body(
+        description = "The statement file, its format named by `Content-Type`",
+        content(
+            (String = "text/csv"),
+            (String = "application/x-ndjson"),
+            (String = "application/xml"),
+            (String = "application/vnd.swift.mt940"),
+        )
+    ),
     responses(
         (status = 201, description = "Stored", body = StatementBody),
         (status = 200, description = "The same bytes were stored before: that statement", body = StatementBody),
