@@ -15,7 +15,8 @@ type Problem = Schemas["Problem"];
 
 const base = process.env.BASE!;
 const ledger = "main";
-const key = (): string => crypto.randomUUID();
+let keys = 0;
+const key = (): string => `ts-${Date.now()}-${Math.random().toString(36).slice(2)}-${++keys}`;
 
 function check(condition: boolean, step: string, detail?: unknown): asserts condition {
   if (!condition) {
