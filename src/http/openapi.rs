@@ -15,7 +15,7 @@ use utoipa::openapi::{
 };
 
 use crate::domain::reconciliation::{ItemStatus, ResolutionAction};
-use crate::domain::state_machine::{AccountStatus, TransferState};
+use crate::domain::state_machine::{AccountAction, AccountStatus, TransferAction, TransferState};
 use crate::statement::StatementFormat;
 
 /// Completes the generated document (both the served and the committed copy).
@@ -428,6 +428,26 @@ string_enum_schema!(
     /// The format of a stored statement.
     StatementFormatSchema => "StatementFormat",
     StatementFormat::ALL.iter().map(|format| format.as_str()).collect()
+);
+
+string_enum_schema!(
+    /// A state of either state machine: an account status or a transfer state.
+    TransitionStateSchema => "TransitionState",
+    AccountStatus::ALL
+        .iter()
+        .map(AccountStatus::as_str)
+        .chain(TransferState::ALL.iter().map(TransferState::as_str))
+        .collect()
+);
+
+string_enum_schema!(
+    /// An action of either state machine.
+    TransitionActionSchema => "TransitionAction",
+    AccountAction::ALL
+        .iter()
+        .map(AccountAction::as_str)
+        .chain(TransferAction::ALL.iter().map(TransferAction::as_str))
+        .collect()
 );
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::openapi::{TransitionActionSchema, TransitionStateSchema};
 use super::request_id::current_request_id;
 use crate::domain::Rejection;
 use crate::storage::StorageError;
@@ -69,16 +70,15 @@ pub struct Problem {
     pub entity: Option<String>,
     /// `invalid_state_transition`: the current state (an account status or a transfer state).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, required = false, example = "voided")]
+    #[schema(value_type = TransitionStateSchema, required = false, example = "voided")]
     pub from: Option<String>,
     /// `invalid_state_transition`: the state the refused action leads to.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, required = false, example = "posted")]
+    #[schema(value_type = TransitionStateSchema, required = false, example = "posted")]
     pub to: Option<String>,
-    /// `invalid_state_transition`: the refused action (`freeze`, `unfreeze`, `close`, `post`,
-    /// `void`, `expire`, `reverse`).
+    /// `invalid_state_transition`: the refused action.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String, required = false, example = "post")]
+    #[schema(value_type = TransitionActionSchema, required = false, example = "post")]
     pub action: Option<String>,
     /// `account_not_found`, `account_frozen`, `account_closed`, `insufficient_funds`,
     /// `credits_exceed_debits`, `balance_overflow`, `account_not_empty`,
