@@ -22,6 +22,10 @@ case $language in
   python)
     command -v openapi-python-client >/dev/null 2>&1 \
       || missing openapi-python-client "python3 -m pip install openapi-python-client"
+    # What the generated package imports besides the standard library (Python 3.11 or newer:
+    # `enum.StrEnum`, `datetime.fromisoformat` of RFC 3339).
+    python3 -c 'import attrs, httpx, enum; enum.StrEnum' 2>/dev/null \
+      || missing "Python 3.11 with attrs and httpx" "python3 -m pip install openapi-python-client"
     ;;
   typescript)
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
