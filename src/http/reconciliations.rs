@@ -99,8 +99,8 @@ pub struct ReconciliationBody {
     pub created_at: String,
     /// Seq of the `reconciliation_completed` event.
     pub completed_seq: Option<u64>,
-    /// When the run completed (RFC 3339 UTC), once it did. The response that completes it
-    /// (`201`, and its replays) has an empty string here: read the run for the time.
+    /// When the run completed (RFC 3339 UTC): the `at` of its `reconciliation_completed` event.
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
     pub failure: Option<String>,
 }
@@ -284,13 +284,13 @@ async fn complete_run(
     let name = ledger.name.to_string();
     let request_id = context.request_id.clone();
     let render = move |outcomes: &[Outcome]| match &outcomes[0] {
-        Outcome::Done { last_seq, .. } => json_response(
+        Outcome::Done { last_seq, at, .. } => json_response(
             StatusCode::CREATED,
             Some(format!(
                 "/v1/ledgers/{name}/reconciliations/{}",
                 prepared.id
             )),
-            &ReconciliationBody::new(&name, &prepared, Some((*last_seq, String::new()))),
+            &ReconciliationBody::new(&name, &prepared, Some((*last_seq, format_timestamp(*at)))),
         ),
         Outcome::Rejected(rejection) => {
             ApiError::from(rejection.clone()).to_stored(Some(&request_id))

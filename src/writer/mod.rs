@@ -78,6 +78,8 @@ pub enum Outcome {
         state: StateAfter,
         created: bool,
         last_seq: u64,
+        /// The batch's time: the `at` of the events the command appended.
+        at: Timestamp,
     },
     Rejected(Rejection),
 }

@@ -196,6 +196,7 @@ fn execute_one(
                 state: state_after(book, command),
                 created,
                 last_seq: sealing.chain.seq,
+                at,
             }
         }
         Err(rejection) => Outcome::Rejected(rejection),

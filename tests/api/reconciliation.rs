@@ -419,6 +419,21 @@ async fn a_statement_with_planted_differences_is_classified_alike_in_all_four_fo
         );
         assert_eq!(completed.body["state"], "completed");
         let run_id = completed.body["id"].as_str().unwrap();
+        let read = app
+            .get(&format!("/v1/ledgers/main/reconciliations/{run_id}"))
+            .await;
+        assert!(
+            completed.body["completed_at"]
+                .as_str()
+                .unwrap()
+                .ends_with('Z'),
+            "the completing response carries the completion time: {}",
+            completed.text
+        );
+        assert_eq!(
+            completed.body["completed_at"], read.body["completed_at"],
+            "the completing response and the run agree on the completion time"
+        );
         let items = items_file(app, run_id).await;
         assert_eq!(
             classification(&scenario, &items),
