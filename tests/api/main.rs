@@ -16,6 +16,7 @@ mod matching;
 mod operations;
 mod plans;
 mod reconciliation;
+mod scaling;
 mod tamper;
 mod transfers;
 mod verify_limits;
