@@ -373,9 +373,8 @@ fn when_the_primary_s_machine_dies_under_load_the_standby_takes_over_and_no_ackn
             rejoined_us: None,
         };
         if profile.rejoin {
-            formation.checkpoint(promoted);
             formation.restart_node(primary);
-            formation.wait_until_healthy(Duration::from_secs(120));
+            formation.wait_until_rejoined(primary, Duration::from_secs(120));
             failover.rejoined_us = Some(shared.now_us());
             println!(
                 "  {:>6.1} s  {} rejoined as a standby",
@@ -881,6 +880,60 @@ fn an_export_served_by_the_standby_equals_the_primary_s_and_reads_the_standby_ha
         let behind = replica_reads(&http, &on_standby, "behind").await - behind_before;
         assert!(behind >= 2, "reads the standby could not serve went to the primary: {behind}");
         formation::execute(&standby_config, "SELECT pg_wal_replay_resume()").await.expect("resume the replay");
+
+        // A pooled connection that reaches a standby (a node demoted under it): a write fails
+        // with SQLSTATE 25006, which is an outage (503 database_unavailable with Retry-After),
+        // and the connection is not handed out again.
+        let storage = ledger::storage::Storage::new(
+            standby_config.clone(),
+            ledger::storage::PoolSettings {
+                custom_plans: true,
+                max_connections: 1,
+                statement_timeout_ms: 5_000,
+                connect_timeout_ms: 2_000,
+            },
+            false,
+        )
+        .expect("a pool");
+        storage.current_user().await.expect("read on the standby");
+        let backends = |config: tokio_postgres::Config| async move {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("connect");
+            tokio::spawn(connection);
+            client
+                .query("SELECT pid FROM pg_stat_activity WHERE application_name = 'ledger'", &[])
+                .await
+                .expect("pg_stat_activity")
+                .iter()
+                .map(|row| row.get::<_, i32>(0))
+                .collect::<Vec<i32>>()
+        };
+        let before = backends(standby_config.clone()).await;
+        assert_eq!(before.len(), 1, "one pooled connection: {before:?}");
+        let error = storage
+            .register_signing_key("on-a-standby", &[7; 32], ledger::domain::Timestamp::from_unix_micros(1))
+            .await
+            .expect_err("a write on a standby fails");
+        assert!(
+            matches!(&error, ledger::storage::StorageError::Pool(reason) if reason.contains("read-only")),
+            "a write on a standby is an outage, not a database error: {error:?}"
+        );
+        let problem = ledger::http::problem::ApiError::from(error);
+        assert_eq!(problem.status.as_u16(), 503);
+        assert_eq!(problem.code, "database_unavailable");
+        assert_eq!(problem.retry_after_seconds, Some(1));
+        storage.current_user().await.expect("read on the standby again");
+        let replaced = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let now = backends(standby_config.clone()).await;
+                if now.len() == 1 && now != before {
+                    return now;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the connection that met a standby was replaced");
+        println!("a write through a connection to the standby: 503 database_unavailable, backend {before:?} replaced by {replaced:?}");
         println!("standby paused: the journal page and the export up to seq {head_now} came from the primary ({behind} reads)");
     });
 }

@@ -305,6 +305,21 @@ impl Formation {
             );
         }
         formation.wait_until_healthy(Duration::from_secs(90));
+        if nodes >= 3 {
+            // With two standbys or more, a commit can wait for one of them and the formation
+            // still take writes when one standby is gone (pg_auto_failover refuses
+            // number_sync_standbys = 1 with a single standby: it keeps writes going with
+            // 0, `ANY 1 (standby)`, and drops to asynchronous only while the standby is down).
+            let monitor = formation.monitor_config();
+            formation
+                .runtime
+                .block_on(execute(
+                    &monitor,
+                    "SELECT pgautofailover.set_formation_number_sync_standbys('default', 1)",
+                ))
+                .expect("set number_sync_standbys to 1");
+            formation.wait_until_healthy(Duration::from_secs(60));
+        }
         formation
     }
 
@@ -509,7 +524,30 @@ impl Formation {
 
     /// Waits until one node is `primary` and every other, alive, `secondary`.
     pub fn wait_until_healthy(&self, deadline: Duration) {
+        self.wait_until_healthy_hurrying(deadline, None);
+    }
+
+    /// Waits until the formation is healthy again after node `rejoining` was started again,
+    /// asking the primary for an immediate checkpoint every second meanwhile: when `pg_rewind`
+    /// fails, pg_autoctl (2.0) falls back to `pg_basebackup` without `--checkpoint=fast`, which
+    /// waits for a paced checkpoint of the primary (minutes under load); an immediate request
+    /// makes a checkpoint in progress finish at once.
+    pub fn wait_until_rejoined(&self, rejoining: usize, deadline: Duration) {
+        self.wait_until_healthy_hurrying(deadline, Some(rejoining));
+    }
+
+    fn wait_until_healthy_hurrying(&self, deadline: Duration, rejoining: Option<usize>) {
+        let mut last_checkpoint = Instant::now();
         let healthy = poll_until(deadline, || {
+            if let (Some(rejoining), true) = (
+                rejoining,
+                last_checkpoint.elapsed() >= Duration::from_secs(1),
+            ) {
+                if let Some(primary) = self.primary().filter(|primary| *primary != rejoining) {
+                    self.checkpoint(primary);
+                }
+                last_checkpoint = Instant::now();
+            }
             let states = self.states();
             states.len() == self.nodes.len()
                 && states.iter().all(|state| state.reported == state.assigned)
