@@ -8,10 +8,10 @@
 //!
 //! - `mod.rs`: the queue, the writer task, committing a batch of jobs and answering them;
 //! - [`cache`]: the accounts a writer committed last, reused while its chain head stands;
-//! - [`triage`]: what each job's Idempotency-Key decides (execute, replay, refuse) and the
-//!   answers of a decided batch;
-//! - [`plan`]: the pure heart — commands through the engine, events sealed into the chain, the
-//!   rows to write.
+//! - [`triage`]: what each job's Idempotency-Key decides (execute, replay, refuse) and the answers
+//!   of a decided batch;
+//! - [`plan`]: the pure heart — commands through the engine, events sealed into the chain, the rows
+//!   to write.
 
 mod cache;
 mod plan;
@@ -240,6 +240,8 @@ async fn run_writer(
             weight += job_weight(&job);
             jobs.push(job);
         }
+        metrics::gauge!("ledger_writer_queue_depth", "ledger" => ledger.name.to_string())
+            .set(receiver.len() as f64);
         let refused = commit_jobs(&ledger, jobs, &storage, &settings, &mut cache).await;
         // One request the database refuses must not fail the others it was batched with.
         for job in refused.unwrap_or_default() {
@@ -315,6 +317,8 @@ async fn commit_jobs(
     metrics::histogram!("ledger_batch_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(planned) => {
+            metrics::gauge!("ledger_journal_head_seq", "ledger" => ledger.name.to_string())
+                .set(planned.head_after.seq as f64);
             cache.refresh(planned);
             let (_, _, answers) = decided
                 .lock()
@@ -322,6 +326,7 @@ async fn commit_jobs(
                 .take()
                 .expect("a committed batch was decided");
             for (job, answer) in jobs.into_iter().zip(answers) {
+                count_idempotency_outcome(&answer);
                 let _ = job.reply.send(Ok(answer));
             }
         }
@@ -334,7 +339,12 @@ async fn commit_jobs(
             }
         }
         Err(error) if jobs.len() > 1 && database_refused_data(&error) => {
-            tracing::warn!(ledger = %ledger.name, error = %error, jobs = jobs.len(), "the database refused a batch; running its jobs one by one");
+            tracing::warn!(
+                ledger = %ledger.name,
+                error = %error,
+                jobs = jobs.len(),
+                "the database refused a batch; running its jobs one by one"
+            );
             cache.forget();
             return Some(jobs);
         }
@@ -348,6 +358,16 @@ async fn commit_jobs(
         }
     }
     None
+}
+
+/// Counts the answers an Idempotency-Key decided without executing anything.
+fn count_idempotency_outcome(answer: &Answer) {
+    let outcome = match answer {
+        Answer::Replayed(_) => "replayed",
+        Answer::KeyReused => "key_reused",
+        Answer::Decided(_) | Answer::Recorded(_) => return,
+    };
+    metrics::counter!("ledger_idempotency_outcomes_total", "outcome" => outcome).increment(1);
 }
 
 /// A batch whose COMMIT broke off: the chain head, read again on another connection, tells
@@ -367,7 +387,13 @@ async fn settle_unknown_commit(
     let head = storage.ledger_head(ledger.id).await.map(|head| head.chain);
     let committed = head.as_ref().ok() == Some(&after);
     let not_committed = !committed && head.as_ref().ok() == Some(&before);
-    tracing::warn!(ledger = %ledger.name, reason, committed, not_committed, "a batch's COMMIT broke off; the chain head tells its outcome");
+    tracing::warn!(
+        ledger = %ledger.name,
+        reason,
+        committed,
+        not_committed,
+        "a batch's COMMIT broke off; the chain head tells its outcome"
+    );
     answers
         .into_iter()
         .map(|answer| {

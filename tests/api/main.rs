@@ -21,3 +21,4 @@ mod tamper;
 mod transfers;
 mod verify_limits;
 mod witness;
+mod writer_metrics;
