@@ -301,6 +301,23 @@ impl Storage {
         })
     }
 
+    /// The configuration the pool's connections are made with (role, timeouts, keepalives).
+    pub(crate) fn connection_config(&self) -> tokio_postgres::Config {
+        let mut config = self.base_config.clone();
+        let mut options = format!(
+            "-c statement_timeout={} -c plan_cache_mode=force_custom_plan",
+            self.settings.statement_timeout_ms
+        );
+        if self.use_service_role {
+            options.push_str(&format!(" -c role={SERVICE_ROLE}"));
+        }
+        config.options(&options);
+        config.connect_timeout(Duration::from_millis(self.settings.connect_timeout_ms));
+        config.application_name("ledger");
+        bound_dead_peer_detection(&mut config);
+        config
+    }
+
     pub(crate) fn replica(&self) -> Option<&Replica> {
         self.replica.as_deref()
     }

@@ -88,6 +88,36 @@ impl Storage {
         head_from_row(&row)
     }
 
+    /// The chain head as it is once every transaction that held its row has ended: for a
+    /// writer whose `COMMIT` broke off. A plain read can see the head from before a commit
+    /// whose WAL is already flushed — the backend that made it was killed before other backends
+    /// could see it — and crash recovery then replays the commit. Locking the row (`FOR
+    /// UPDATE`, rolled back at once) waits for that transaction: it ended (its outcome is
+    /// read), or the server restarts and this read fails (the outcome stays unknown). On a
+    /// connection opened for it, not one that may share the failed connection's fate.
+    pub async fn ledger_head_settled(&self, ledger_id: i32) -> Result<StoredHead, StorageError> {
+        let (client, connection) = self
+            .connection_config()
+            .connect(tokio_postgres::NoTls)
+            .await?;
+        let connection = tokio::spawn(connection);
+        let read = async {
+            client.batch_execute("BEGIN").await?;
+            let row = client
+                .query_one(
+                    "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier FROM ledger_heads WHERE ledger_id = $1 FOR UPDATE",
+                    &[&ledger_id],
+                )
+                .await?;
+            client.batch_execute("ROLLBACK").await?;
+            head_from_row(&row)
+        }
+        .await;
+        drop(client);
+        let _ = connection.await;
+        read
+    }
+
     pub async fn account(
         &self,
         ledger_id: i32,
