@@ -126,8 +126,8 @@ export function randomPair(n) {
 export function warnAboutUsageReport() {
   if (!['true', '1'].includes(String(__ENV.K6_NO_USAGE_REPORT || '').toLowerCase())) {
     console.warn(
-      'K6_NO_USAGE_REPORT is not set: k6 sends an anonymous usage report to Grafana when the run ' +
-        'ends. Set K6_NO_USAGE_REPORT=true (or pass --no-usage-report) to keep the run offline.',
+      'K6_NO_USAGE_REPORT is not true: unless --no-usage-report was given, k6 sends an anonymous ' +
+        'usage report to Grafana. Set K6_NO_USAGE_REPORT=true to keep the run offline.',
     );
   }
 }

@@ -18,10 +18,18 @@
 //   P99_MS          p(99) threshold for transfer requests, in ms  default 500
 //
 // Every state-changing POST carries a fresh `Idempotency-Key` (a UUID v4).
+//
+// Set K6_NO_USAGE_REPORT=true in the environment (k6 reads it only from there or from
+// --no-usage-report): otherwise k6 sends an anonymous usage report to Grafana at the end of the run.
+// The end-of-test summary goes to stdout and to SUMMARY_DIR/summary-transfers.html and .json
+// (report.js, no network; SUMMARY_DIR defaults to the current directory, `none` writes no files).
+// More scenarios (batches, two-phase, retry storm, mixed reads): scenarios.js, see load/README.md.
 
 import http from 'k6/http';
 import { check, fail } from 'k6';
 import { Counter } from 'k6/metrics';
+import { warnAboutUsageReport } from './lib.js';
+import { summaryOutputs } from './report.js';
 
 const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const ADMIN_KEY = __ENV.LEDGER_ADMIN_KEY || __ENV.LEDGER_API_KEY || '';
@@ -139,6 +147,7 @@ function listAccounts() {
 }
 
 export function setup() {
+  warnAboutUsageReport();
   const setupStarted = Date.now();
   const ready = http.get(`${BASE_URL}/health/ready`, { tags: { op: 'ready' } });
   if (ready.status !== 200) fail(`service not ready: ${describe(ready)}`);
@@ -266,3 +275,13 @@ export function transfer(data) {
 }
 
 export default transfer;
+
+export function handleSummary(data) {
+  return summaryOutputs(data, __ENV.SUMMARY_NAME || 'summary-transfers', `ledger k6: transfers${HOT_ACCOUNT ? ' (hot account)' : ''}`, [
+    ['service', BASE_URL],
+    ['ledger', LEDGER],
+    ['accounts', ACCOUNTS],
+    ['VUs', VUS],
+    ['duration', DURATION],
+  ]);
+}
