@@ -228,6 +228,18 @@ fn bound_dead_peer_detection(config: &mut tokio_postgres::Config) {
     }
 }
 
+/// Gives each host's connection attempt an equal share of `wait` (the pool's wait for a new
+/// connection), unless the URL sets `connect_timeout`: hosts are tried in order, and a first
+/// host that neither answers nor resets (a machine that vanished) must leave time to try the
+/// next ones.
+fn share_connect_timeout(config: &mut tokio_postgres::Config, wait: Duration) {
+    if config.get_connect_timeout().is_some() {
+        return;
+    }
+    let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+    config.connect_timeout((wait / hosts).max(Duration::from_millis(100)));
+}
+
 impl Storage {
     /// Builds the pool. Connections are opened lazily.
     pub fn new(
@@ -252,7 +264,10 @@ impl Storage {
             options.push_str(&format!(" -c role={SERVICE_ROLE}"));
         }
         config.options(&options);
-        config.connect_timeout(Duration::from_millis(settings.connect_timeout_ms));
+        share_connect_timeout(
+            &mut config,
+            Duration::from_millis(settings.connect_timeout_ms),
+        );
         config.application_name("ledger");
         bound_dead_peer_detection(&mut config);
         let pool = build_pool(
@@ -288,7 +303,7 @@ impl Storage {
         }
         config.options(&options);
         let wait = Duration::from_millis(self.settings.connect_timeout_ms.min(1_000));
-        config.connect_timeout(wait);
+        share_connect_timeout(&mut config, wait);
         config.application_name("ledger-reads");
         bound_dead_peer_detection(&mut config);
         let pool = build_pool(config, max_connections, wait)?;
@@ -312,7 +327,10 @@ impl Storage {
             options.push_str(&format!(" -c role={SERVICE_ROLE}"));
         }
         config.options(&options);
-        config.connect_timeout(Duration::from_millis(self.settings.connect_timeout_ms));
+        share_connect_timeout(
+            &mut config,
+            Duration::from_millis(self.settings.connect_timeout_ms),
+        );
         config.application_name("ledger");
         bound_dead_peer_detection(&mut config);
         config
@@ -533,4 +551,52 @@ pub(crate) fn frontier_to_sql(frontier: &MerkleFrontier) -> Vec<Vec<u8>> {
 pub(crate) fn hash_from_sql(bytes: &[u8]) -> Result<Hash32, StorageError> {
     Hash32::from_slice(bytes)
         .ok_or_else(|| StorageError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_host_of_a_formation_gets_a_share_of_the_connection_wait_unless_the_url_sets_one() {
+        let mut three: tokio_postgres::Config =
+            "host=a,b,c user=ledger target_session_attrs=read-write"
+                .parse()
+                .expect("a URL");
+        share_connect_timeout(&mut three, Duration::from_millis(6_000));
+        assert_eq!(
+            three.get_connect_timeout(),
+            Some(&Duration::from_millis(2_000))
+        );
+        assert_eq!(three.get_hosts().len(), 3);
+        assert_eq!(
+            three.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
+        let mut given: tokio_postgres::Config =
+            "postgresql://ledger@a:5432,b:5433/ledger?target_session_attrs=read-write&connect_timeout=1"
+                .parse()
+                .expect("a URL");
+        share_connect_timeout(&mut given, Duration::from_millis(6_000));
+        assert_eq!(given.get_connect_timeout(), Some(&Duration::from_secs(1)));
+        assert_eq!(given.get_ports(), &[5432, 5433]);
+    }
+
+    #[test]
+    fn tcp_connections_get_keepalives_and_a_user_timeout_unless_the_url_sets_them() {
+        let mut plain: tokio_postgres::Config = "host=a user=ledger".parse().expect("a URL");
+        bound_dead_peer_detection(&mut plain);
+        assert_eq!(plain.get_keepalives_idle(), Duration::from_secs(5));
+        assert_eq!(plain.get_tcp_user_timeout(), Some(&Duration::from_secs(10)));
+        let mut chosen: tokio_postgres::Config =
+            "host=a user=ledger keepalives_idle=30 tcp_user_timeout=60"
+                .parse()
+                .expect("a URL");
+        bound_dead_peer_detection(&mut chosen);
+        assert_eq!(chosen.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(
+            chosen.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(60))
+        );
+    }
 }

@@ -480,7 +480,7 @@ impl Formation {
             .collect::<Vec<_>>()
             .join(",");
         format!(
-            "host={hosts} port={ports} user={SERVICE_USER} dbname=ledger target_session_attrs={target_session_attrs} connect_timeout=2"
+            "host={hosts} port={ports} user={SERVICE_USER} dbname=ledger target_session_attrs={target_session_attrs}"
         )
     }
 
