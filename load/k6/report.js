@@ -131,9 +131,9 @@ tr.bad td{background:#fdecea}tr.sub td:first-child{padding-left:1.6em;color:#444
 code{font-family:ui-monospace,monospace;font-size:.95em}`;
 
 function table(headers, rows) {
-  const head = `<tr>${headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
+  const head = headers ? `<tr>${headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>` : '';
   const body = rows
-    .map((r) => `<tr class="${r.cls || ''}">${r.cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`)
+    .map((r) => `<tr${r.cls && r.cls.trim() ? ` class="${r.cls.trim()}"` : ''}>${r.cells.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`)
     .join('\n');
   return `<table>\n${head}\n${body}\n</table>`;
 }
@@ -154,7 +154,7 @@ export function htmlReport(data, title, details) {
     ['test run duration', formatDuration(data.state.testRunDurationMs)],
     ...(details || []),
   ];
-  parts.push(table(['', ''], meta.map(([k, val]) => ({ cells: [k, val] }))));
+  parts.push(table(null, meta.map(([k, val]) => ({ cells: [k, val] }))));
 
   const thresholds = thresholdRows(data);
   if (thresholds.length) {

@@ -14,7 +14,7 @@
 // Environment (load/README.md has the full table): BASE_URL, LEDGER_ADMIN_KEY (required),
 // LEDGER_WRITER_KEY, LEDGER_AUDITOR_KEY, LEDGER_NAME, ACCOUNTS, CURRENCY, VUS, DURATION, P99_MS,
 // BATCH_SIZE, BATCH_P99_MS, VOID_PERCENT, PARTIAL_PERCENT, ITERATIONS, RETRY_ACCOUNTS,
-// WRITE_PERCENT, SUMMARY_DIR, SUMMARY_NAME.
+// RETRY_INJECT_DOUBLE, WRITE_PERCENT, SUMMARY_DIR, SUMMARY_NAME.
 //
 // The end-of-test summary is printed on stdout and written as SUMMARY_DIR/SUMMARY_NAME.html and
 // .json (default ./summary-<SCENARIO>.html/.json) by report.js, which needs no network.
@@ -22,7 +22,7 @@
 
 import http from 'k6/http';
 import exec from 'k6/execution';
-import { check, fail } from 'k6';
+import { check, fail, sleep } from 'k6';
 import { Counter } from 'k6/metrics';
 import {
   BASE_URL,
@@ -74,7 +74,10 @@ const BATCH_SIZE = positiveInt('BATCH_SIZE', 1000);
 const BATCH_P99_MS = positiveInt('BATCH_P99_MS', 5000);
 const VOID_PERCENT = percent('VOID_PERCENT', 50);
 const PARTIAL_PERCENT = percent('PARTIAL_PERCENT', 50);
-const ITERATIONS = positiveInt('ITERATIONS', 500);
+const ITERATIONS = positiveInt('ITERATIONS', 1000);
+// Self-test of the retry storm's assertion: also apply request 0 under another key, as a service
+// that ignored Idempotency-Key would; teardown must then fail the run.
+const RETRY_INJECT_DOUBLE = ['1', 'true', 'yes'].includes((__ENV.RETRY_INJECT_DOUBLE || '0').toLowerCase());
 const RETRY_ACCOUNTS = positiveInt('RETRY_ACCOUNTS', 10);
 const WRITE_PERCENT = percent('WRITE_PERCENT', 20);
 const GRACEFUL_STOP_S = 5;
@@ -182,6 +185,8 @@ function logFailure(what, res) {
     failuresLogged++;
     console.warn(`${what} failed: ${describe(res)}`);
   }
+  // No answer at all (service down, connection refused): back off instead of spinning.
+  if (res && res.status === 0) sleep(1);
 }
 
 function jsonField(res, field) {
@@ -354,6 +359,9 @@ export function retry(data) {
     'retry: every copy names one transfer': () => ids[0] !== undefined && ids.every((id) => id === ids[0]),
     'retry: one copy applied, the others Idempotent-Replayed': (rs) => rs.filter((r) => !replayed(r)).length === 1,
   });
+  if (RETRY_INJECT_DOUBLE && i === 0) {
+    http.post(url, req.body, writeParams(data, 'retry_injected', `${req.key}-injected`));
+  }
   if (responses.some((r) => r.status === 201)) {
     retryUniqueOk.add(1);
     retryUnaccounted.add(req.cents);
@@ -484,7 +492,7 @@ export function mixed(data) {
 // ---------------------------------------------------------------- report
 
 export function handleSummary(data) {
-  const name = __ENV.SUMMARY_NAME || `summary-${SELECTED.join('+')}`;
+  const name = __ENV.SUMMARY_NAME || `summary-${SCENARIO === 'all' ? 'all' : SELECTED.join('-')}`;
   const vus = SELECTED.map((s) => `${s} ${s === 'retry' ? Math.min(vusOf(s), ITERATIONS) : vusOf(s)}`).join(', ');
   return summaryOutputs(data, name, `ledger k6: ${SELECTED.join(', ')}`, [
     ['service', BASE_URL],
