@@ -937,3 +937,105 @@ fn an_export_served_by_the_standby_equals_the_primary_s_and_reads_the_standby_ha
         println!("standby paused: the journal page and the export up to seq {head_now} came from the primary ({behind} reads)");
     });
 }
+
+#[test]
+fn a_settled_read_of_the_chain_head_waits_for_the_transaction_holding_it_and_then_sees_its_outcome()
+{
+    use ledger::embedded::{Durability, EmbeddedCluster};
+    use ledger::startup::{Application, AuditSettings, Database, Settings};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let _context = runtime.enter();
+    let root = temp_root("settled-head", seed());
+    let cluster = EmbeddedCluster::start(&root, Durability::Throwaway).expect("a cluster");
+    let _watchdog = cluster
+        .remove_when_process_exits(&root)
+        .expect("the cluster's watchdog");
+    let database = cluster.pg_config("ledger");
+    runtime.block_on(async {
+        formation::execute(&cluster.pg_config("postgres"), "CREATE DATABASE ledger")
+            .await
+            .expect("create the database");
+        let settings = Settings {
+            listen: "127.0.0.1:0".into(),
+            database: Database::Given(Box::new(database.clone())),
+            pool: ledger::storage::PoolSettings {
+                custom_plans: true,
+                max_connections: 2,
+                statement_timeout_ms: 10_000,
+                connect_timeout_ms: 5_000,
+            },
+            writer: ledger::writer::WriterSettings::default(),
+            limits: ledger::http::state::Limits::default(),
+            http_workers: 1,
+            shutdown_timeout_seconds: 1,
+            audit: AuditSettings::ephemeral(),
+            security: ledger::startup::SecuritySettings {
+                bootstrap_admin_key: Some(ADMIN_TOKEN.into()),
+                ..Default::default()
+            },
+        };
+        let app = Application::build(&settings).await.expect("the service");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let http = reqwest::Client::new();
+        post(&http, format!("{base}/v1/ledgers"), ADMIN_TOKEN, "ledger", json!({"name": "held"}))
+            .await;
+        let storage = ledger::storage::Storage::migrate_and_connect(
+            database.clone(),
+            settings.pool.clone(),
+        )
+        .await
+        .expect("storage");
+        let (holder, connection) = database
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        // A transaction holding the head row, as a batch whose COMMIT is under way does.
+        holder
+            .batch_execute("BEGIN; SELECT 1 FROM ledger_heads FOR UPDATE")
+            .await
+            .expect("lock the head");
+        let settled = tokio::spawn({
+            let storage = storage.clone();
+            async move { storage.ledger_head_settled(1).await }
+        });
+        let (observer, connection) = database
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let waiting = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let waiting: i64 = observer
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%ledger_heads%FOR UPDATE%'",
+                        &[],
+                    )
+                    .await
+                    .expect("pg_stat_activity")
+                    .get(0);
+                if waiting > 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(waiting.is_ok(), "the settled read did not wait for the lock");
+        assert!(!settled.is_finished(), "the settled read answered while the head was held");
+        holder.batch_execute("ROLLBACK").await.expect("release");
+        let head = tokio::time::timeout(Duration::from_secs(10), settled)
+            .await
+            .expect("the settled read answers once the holder ended")
+            .expect("the task")
+            .expect("the head");
+        assert_eq!(head.chain.seq, 1, "the genesis event only");
+        assert_eq!(head, storage.ledger_head(1).await.expect("a plain read"));
+    });
+    let _ = cluster.stop();
+}
