@@ -175,7 +175,10 @@ impl Auditor<'_> {
     ) -> Result<InclusionProof, AuditError> {
         let size_now = self.tree_size(ledger).await?;
         if seq == 0 || seq > tree_size || tree_size > size_now {
-            return Err(AuditError::OutOfRange(format!("need 1 <= seq <= tree_size <= {size_now} (the tree's size), got seq {seq}, tree_size {tree_size}")));
+            return Err(AuditError::OutOfRange(format!(
+                "need 1 <= seq <= tree_size <= {size_now} (the tree's size), got seq {seq}, \
+                 tree_size {tree_size}"
+            )));
         }
         let ranges = merkle::inclusion_proof_ranges(seq - 1, tree_size)
             .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
@@ -207,7 +210,10 @@ impl Auditor<'_> {
     ) -> Result<ConsistencyProof, AuditError> {
         let size_now = self.tree_size(ledger).await?;
         if from_size == 0 || from_size > to_size || to_size > size_now {
-            return Err(AuditError::OutOfRange(format!("need 1 <= from_size <= to_size <= {size_now} (the tree's size), got {from_size} and {to_size}")));
+            return Err(AuditError::OutOfRange(format!(
+                "need 1 <= from_size <= to_size <= {size_now} (the tree's size), got {from_size} \
+                 and {to_size}"
+            )));
         }
         let ranges = merkle::consistency_proof_ranges(from_size, to_size)
             .map_err(|error| AuditError::OutOfRange(error.to_string()))?;
@@ -481,7 +487,14 @@ impl Auditor<'_> {
                     checkpoint.filter(|checkpoint| checkpoint.tree_size == frontier.size())
                 {
                     if frontier.root() != checkpoint.root {
-                        findings.push(json!({"check": "merkle", "seq": event.seq, "detail": format!("the root of the first {} events is not the signed checkpoint's", checkpoint.tree_size)}));
+                        findings.push(json!({
+                            "check": "merkle",
+                            "seq": event.seq,
+                            "detail": format!(
+                                "the root of the first {} events is not the signed checkpoint's",
+                                checkpoint.tree_size
+                            )
+                        }));
                     }
                 }
                 previous = ChainHead {
@@ -495,13 +508,27 @@ impl Auditor<'_> {
             }
         }
         if previous != head.chain {
-            findings.push(json!({"check": "chain", "seq": previous.seq, "detail": format!("the journal ends at seq {} but the chain head is at seq {}", previous.seq, head.chain.seq)}));
+            findings.push(json!({
+                "check": "chain",
+                "seq": previous.seq,
+                "detail": format!(
+                    "the journal ends at seq {} but the chain head is at seq {}",
+                    previous.seq,
+                    head.chain.seq
+                )
+            }));
         }
         if frontier != head.merkle {
-            findings.push(json!({"check": "merkle", "detail": "the stored Merkle frontier is not the tree of the journal's events"}));
+            findings.push(json!({
+                "check": "merkle",
+                "detail": "the stored Merkle frontier is not the tree of the journal's events"
+            }));
         }
         if checkpoint.is_some_and(|checkpoint| checkpoint.tree_size > frontier.size()) {
-            findings.push(json!({"check": "merkle", "detail": "the latest checkpoint covers events the journal no longer has"}));
+            findings.push(json!({
+                "check": "merkle",
+                "detail": "the latest checkpoint covers events the journal no longer has"
+            }));
         }
         Ok(replayer.and_then(Replayer::into_book))
     }
@@ -529,7 +556,14 @@ impl Auditor<'_> {
                     replayed.balances == stored.balances && replayed.status == stored.status
                 });
                 if !agrees {
-                    findings.push(json!({"check": "replay", "account_id": stored.id.to_string(), "detail": format!("the account's stored balances as of seq {seq} are not what the journal replays to")}));
+                    findings.push(json!({
+                        "check": "replay",
+                        "account_id": stored.id.to_string(),
+                        "detail": format!(
+                            "the account's stored balances as of seq {seq} are not what the \
+                             journal replays to"
+                        )
+                    }));
                 }
             }
             match accounts.last() {
@@ -539,7 +573,13 @@ impl Auditor<'_> {
         }
         let replayed_accounts = book.accounts().count();
         if stored_accounts != replayed_accounts {
-            findings.push(json!({"check": "replay", "detail": format!("the journal opens {replayed_accounts} accounts up to seq {seq}, the database has {stored_accounts}")}));
+            findings.push(json!({
+                "check": "replay",
+                "detail": format!(
+                    "the journal opens {replayed_accounts} accounts up to seq {seq}, the database \
+                     has {stored_accounts}"
+                )
+            }));
         }
         Ok(())
     }
@@ -554,7 +594,8 @@ impl Auditor<'_> {
             self.storage.unbalanced_currencies(ledger.id).await?
         {
             findings.push(json!({"check": "balanced_currencies", "detail": format!(
-                "{currency}: posted debits {posted_debits} vs credits {posted_credits}, pending debits {pending_debits} vs credits {pending_credits}"
+                "{currency}: posted debits {posted_debits} vs credits {posted_credits}, pending \
+                 debits {pending_debits} vs credits {pending_credits}"
             )}));
         }
         for account in self
@@ -562,14 +603,22 @@ impl Auditor<'_> {
             .accounts_differing_from_last_posting(ledger.id)
             .await?
         {
-            findings.push(json!({"check": "running_balance", "account_id": account.to_string(), "detail": "the account's balances are not its last posting's running balance"}));
+            findings.push(json!({
+                "check": "running_balance",
+                "account_id": account.to_string(),
+                "detail": "the account's balances are not its last posting's running balance"
+            }));
         }
         for account in self
             .storage
             .accounts_differing_from_postings(ledger.id)
             .await?
         {
-            findings.push(json!({"check": "account_postings", "account_id": account.to_string(), "detail": "the account's balances are not the sums of its postings"}));
+            findings.push(json!({
+                "check": "account_postings",
+                "account_id": account.to_string(),
+                "detail": "the account's balances are not the sums of its postings"
+            }));
         }
         Ok(())
     }
@@ -600,7 +649,10 @@ fn check_currencies_of_replay(book: &Book, findings: &mut Findings) {
     match book.currency_totals() {
         Ok(totals) => {
             for (currency, totals) in totals.iter().filter(|(_, totals)| !totals.is_balanced()) {
-                findings.push(json!({"check": "balanced_currencies", "detail": format!("{currency} in the replayed journal: {totals}")}));
+                findings.push(json!({
+                    "check": "balanced_currencies",
+                    "detail": format!("{currency} in the replayed journal: {totals}")
+                }));
             }
         }
         Err(detail) => findings.push(json!({"check": "balanced_currencies", "detail": detail})),
@@ -609,12 +661,28 @@ fn check_currencies_of_replay(book: &Book, findings: &mut Findings) {
 
 fn check_chain_link(previous: &ChainHead, event: &JournalEvent, findings: &mut Findings) {
     if event.seq != previous.seq + 1 {
-        findings.push(json!({"check": "chain", "seq": event.seq, "detail": format!("seq {} follows seq {}: the journal has a gap or a swap", event.seq, previous.seq)}));
+        findings.push(json!({
+            "check": "chain",
+            "seq": event.seq,
+            "detail": format!(
+                "seq {} follows seq {}: the journal has a gap or a swap",
+                event.seq,
+                previous.seq
+            )
+        }));
     } else if event.prev_hash != previous.hash {
-        findings.push(json!({"check": "chain", "seq": event.seq, "detail": "prev_hash is not the previous event's hash"}));
+        findings.push(json!({
+            "check": "chain",
+            "seq": event.seq,
+            "detail": "prev_hash is not the previous event's hash"
+        }));
     }
     if event.computed_hash() != event.hash {
-        findings.push(json!({"check": "chain", "seq": event.seq, "detail": "hash is not SHA-256 of the canonical event: the event was altered"}));
+        findings.push(json!({
+            "check": "chain",
+            "seq": event.seq,
+            "detail": "hash is not SHA-256 of the canonical event: the event was altered"
+        }));
     }
 }
 
@@ -635,7 +703,11 @@ fn replay_event(
             FaultKind::SeqOutOfOrder { .. } | FaultKind::PrevHashMismatch | FaultKind::HashMismatch
         );
         if !chain_break {
-            findings.push(json!({"check": "replay", "seq": fault.seq, "detail": format!("the journal does not replay: {fault}")}));
+            findings.push(json!({
+                "check": "replay",
+                "seq": fault.seq,
+                "detail": format!("the journal does not replay: {fault}")
+            }));
         }
         *replayer = None;
         return false;
@@ -664,9 +736,17 @@ impl Auditor<'_> {
         let passed = findings.is_empty();
         metrics::gauge!("ledger_integrity_check_passed", "ledger" => ledger.name.to_string())
             .set(if passed { 1.0 } else { 0.0 });
-        metrics::counter!("ledger_integrity_checks_total", "status" => if passed { "passed" } else { "failed" }).increment(1);
+        metrics::counter!(
+            "ledger_integrity_checks_total",
+            "status" => if passed { "passed" } else { "failed" }
+        )
+        .increment(1);
         if !passed {
-            tracing::error!(ledger = %ledger.name, findings = findings.len(), "integrity check failed");
+            tracing::error!(
+                ledger = %ledger.name,
+                findings = findings.len(),
+                "integrity check failed"
+            );
         }
         self.storage
             .finish_integrity_run(
@@ -681,11 +761,11 @@ impl Auditor<'_> {
     }
 }
 
-/// Writes export lines to the sink, hashing those before the manifest.
 /// Lines are sent in chunks of about this size: one HTTP chunk and one channel hand-off per line
 /// would cost more than encoding the line.
 const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Writes export lines to the sink, hashing those before the manifest.
 struct ExportWriter {
     sink: mpsc::Sender<Vec<u8>>,
     chunk: Vec<u8>,

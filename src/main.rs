@@ -241,14 +241,22 @@ async fn rotate_signing_key(args: &RotateKeyArgs) -> Result<(), String> {
         .await
         .map_err(|error| error.to_string())?;
     let result = async {
-        let storage = Storage::migrate_and_connect(config, args.database.pool()).await.map_err(|error| error.to_string())?;
+        let storage = Storage::migrate_and_connect(config, args.database.pool())
+            .await
+            .map_err(|error| error.to_string())?;
         let now = ledger::writer::now();
-        storage.register_signing_key(&id, key.verifying_key().as_bytes(), now).await.map_err(|error| error.to_string())?;
-        let retired = storage.retire_signing_keys_except(&id, now).await.map_err(|error| error.to_string())?;
+        storage
+            .register_signing_key(&id, key.verifying_key().as_bytes(), now)
+            .await
+            .map_err(|error| error.to_string())?;
+        let retired = storage
+            .retire_signing_keys_except(&id, now)
+            .await
+            .map_err(|error| error.to_string())?;
         println!("{id}");
         eprintln!(
-            "new signing key {id} in {}; {retired} older key(s) retired (still listed for verification). \
-             Point LEDGER_SIGNING_KEY_FILE at the new file and restart the service.",
+            "new signing key {id} in {}; {retired} older key(s) retired (still listed for \
+             verification). Point LEDGER_SIGNING_KEY_FILE at the new file and restart the service.",
             args.out.display()
         );
         Ok(())
@@ -277,8 +285,8 @@ async fn migrate(args: &DatabaseArgs) -> Result<(), String> {
 
 /// Structured JSON logs on stdout; `RUST_LOG` filters (default `info`), `LEDGER_LOG_FORMAT=text`
 /// for humans. Whatever `RUST_LOG` says, two sources stay capped:
-/// - tokio-postgres at `warn`: at info it logs every server NOTICE, at debug every SQL
-///   parameter (metadata, references: client data that does not belong in logs);
+/// - tokio-postgres at `warn`: at info it logs every server NOTICE, at debug every SQL parameter
+///   (metadata, references: client data that does not belong in logs);
 /// - actix's HTTP/1 dispatcher off: it logs a malformed request line or header at ERROR, so any
 ///   client could write error lines; the client gets its 400 and the service has nothing to fix.
 fn init_logging() {

@@ -75,7 +75,11 @@ pub fn load(source: &SigningKeySource) -> Result<SigningKey, SigningKeyError> {
         SigningKeySource::GenerateIfMissing(path) => {
             let key = generate();
             write_pem(path, &key)?;
-            tracing::info!(key_id = %key_id(&key.verifying_key()), path = %path.display(), "generated a dev signing key");
+            tracing::info!(
+                key_id = %key_id(&key.verifying_key()),
+                path = %path.display(),
+                "generated a dev signing key"
+            );
             Ok(key)
         }
     }

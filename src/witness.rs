@@ -10,10 +10,10 @@
 //! - a larger size: the service's RFC 9162 consistency proof from the size it saw must verify
 //!   between the root it kept and the new root;
 //! - a smaller size: refused (a rollback), nothing co-signed;
-//! - the same size with another root, or a consistency proof that fails: a **fork**. The
-//!   witness co-signs nothing, writes both notes (and the proof) next to the state file as
-//!   evidence, records the fork in the state (later rounds refuse at once until an operator
-//!   removes it) and exits with [`EXIT_FORK`].
+//! - the same size with another root, or a consistency proof that fails: a **fork**. The witness
+//!   co-signs nothing, writes both notes (and the proof) next to the state file as evidence,
+//!   records the fork in the state (later rounds refuse at once until an operator removes it) and
+//!   exits with [`EXIT_FORK`].
 //!
 //! Otherwise it records the new checkpoint in the state file (written to a temporary file and
 //! renamed over the old one, so a crash leaves the old state or the new one), co-signs it
@@ -357,7 +357,8 @@ pub fn judge(
     match verify_consistency(kept_size, size, &kept_root, root, proof) {
         Ok(()) => Verdict::Extends,
         Err(error) => Verdict::Fork(format!(
-            "the consistency proof from tree size {kept_size} (root {kept_root}) to {size} (root {root}) fails: {error}"
+            "the consistency proof from tree size {kept_size} (root {kept_root}) to {size} (root \
+             {root}) fails: {error}"
         )),
     }
 }
@@ -605,7 +606,8 @@ pub async fn witness_once(
     if let Some(fork) = state.as_ref().and_then(|state| state.fork.as_ref()) {
         return Err(WitnessError::Fork {
             reason: format!(
-                "a fork was detected at {} and the witness stopped: {} (remove \"fork\" from the state file to go on)",
+                "a fork was detected at {} and the witness stopped: {} (remove \"fork\" from the \
+                 state file to go on)",
                 fork.detected_at, fork.reason
             ),
             evidence: fork.evidence.iter().map(PathBuf::from).collect(),
@@ -634,9 +636,10 @@ pub async fn witness_once(
         Verdict::NeedsProof { .. } => unreachable!("judged with the proof"),
         Verdict::Rollback { kept_size } => {
             return Err(failed(format!(
-            "refused: the log serves a checkpoint of tree size {} after one of size {kept_size}",
-            checkpoint.size
-        )))
+                "refused: the log serves a checkpoint of tree size {} after one of size \
+                 {kept_size}",
+                checkpoint.size
+            )))
         }
         Verdict::Fork(reason) => {
             let mut state = state.expect("a fork needs a kept checkpoint");
@@ -762,7 +765,13 @@ pub async fn run(config: &WitnessConfig, interval: Duration, once: bool) -> u8 {
                 status,
                 ..
             }) => {
-                tracing::info!(tree_size, root = %root, verified_by, status, "checkpoint verified and co-signed")
+                tracing::info!(
+                    tree_size,
+                    root = %root,
+                    verified_by,
+                    status,
+                    "checkpoint verified and co-signed"
+                )
             }
             Ok(RoundOutcome::Unchanged { tree_size }) => {
                 tracing::info!(tree_size, "no new checkpoint")
@@ -878,7 +887,13 @@ mod tests {
             assert_eq!(keys.keys[0].key, key);
             assert_eq!(keys.origin.as_deref(), origin);
         }
-        let json = json!([{"id": crate::audit::export::key_id(&key), "public_key": base64, "valid_from": "2026-11-18T11:06:40.000000Z", "retired_at": null, "note_verifier_key": vkey}]);
+        let json = json!([{
+            "id": crate::audit::export::key_id(&key),
+            "public_key": base64,
+            "valid_from": "2026-11-18T11:06:40.000000Z",
+            "retired_at": null,
+            "note_verifier_key": vkey
+        }]);
         let keys = parse_log_keys(&json.to_string()).unwrap();
         assert_eq!(keys.origin.as_deref(), Some("ledger/main"));
         assert!(keys.keys[0].valid_from.is_some());

@@ -207,7 +207,11 @@ fn the_worked_example_in_audit_format_is_what_the_code_writes() {
     }
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/AUDIT_FORMAT.md"))
         .unwrap();
-    assert!(doc.contains(&section), "docs/AUDIT_FORMAT.md's example is stale: PRINT_AUDIT_EXAMPLE=1 cargo test --test audit_format -- --nocapture");
+    assert!(
+        doc.contains(&section),
+        "docs/AUDIT_FORMAT.md's example is stale: PRINT_AUDIT_EXAMPLE=1 cargo test --test \
+         audit_format -- --nocapture"
+    );
 }
 
 #[test]

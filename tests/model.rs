@@ -314,10 +314,26 @@ fn op() -> impl Strategy<Value = Op> {
     let account = 0..ACCOUNTS;
     let transfer = 0..40usize;
     prop_oneof![
-        4 => (account.clone(), account.clone(), 1i64..5_000, any::<bool>()).prop_map(|(debit, credit, amount, pending)| Op::Create { debit, credit, amount, pending }),
-        2 => (transfer.clone(), prop::option::of(1i64..5_000)).prop_map(|(transfer, amount)| Op::Post { transfer, amount }),
+        4 => (
+            account.clone(),
+            account.clone(),
+            1i64..5_000,
+            any::<bool>()
+        ).prop_map(|(
+            debit,
+            credit,
+            amount,
+            pending
+        )| Op::Create { debit, credit, amount, pending }),
+        2 => (
+            transfer.clone(),
+            prop::option::of(1i64..5_000)
+        ).prop_map(|(transfer, amount)| Op::Post { transfer, amount }),
         1 => transfer.clone().prop_map(|transfer| Op::Void { transfer }),
-        2 => (transfer, prop::option::of(1i64..5_000)).prop_map(|(transfer, amount)| Op::Reverse { transfer, amount }),
+        2 => (
+            transfer,
+            prop::option::of(1i64..5_000)
+        ).prop_map(|(transfer, amount)| Op::Reverse { transfer, amount }),
         1 => (1i64..40).prop_map(|seconds| Op::Wait { seconds }),
         1 => account.clone().prop_map(|account| Op::Freeze { account }),
         1 => account.clone().prop_map(|account| Op::Unfreeze { account }),
@@ -673,7 +689,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operations_agree_with_the_reference_model_and_the_journal_replays(ops in prop::collection::vec(op(), 1..80)) {
+    fn random_operations_agree_with_the_reference_model_and_the_journal_replays(
+        ops in prop::collection::vec(op(), 1..80)
+    ) {
         run_against_model(&ops);
     }
 }

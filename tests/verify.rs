@@ -1508,7 +1508,8 @@ fn rechained(mut journal: Vec<JournalEvent>) -> Vec<JournalEvent> {
     journal
 }
 
-// ------------------------------------------------------------------ every limit, forged with the key
+// ------------------------------------------------------------------ every limit, forged with the
+// key
 
 /// The lines of an export as JSON objects, without manifest and signature.
 fn json_lines(lines: &[Line]) -> Vec<Value> {
@@ -1901,7 +1902,8 @@ fn the_cases_that_printed_verified_before_are_refused_by_the_binary() {
     }
 }
 
-// ------------------------------------------------------------------ checkpoints kept by the auditor
+// ------------------------------------------------------------------ checkpoints kept by the
+// auditor
 
 /// The signed checkpoint of the first `size` events of `journal`, as the service issues it.
 fn kept_checkpoint(journal: &[JournalEvent], size: u64) -> Anchor {
@@ -2116,7 +2118,10 @@ fn the_binary_holds_an_export_to_kept_checkpoints() {
         "to_size": 20,
         "from_root": tree.root_at_size(10).unwrap().to_hex(),
         "to_root": tree.root_at_size(20).unwrap().to_hex(),
-        "proof": tree.consistency_proof(10, 20).unwrap().iter().map(Hash32::to_hex).collect::<Vec<_>>(),
+        "proof": tree.consistency_proof(
+            10,
+            20
+        ).unwrap().iter().map(Hash32::to_hex).collect::<Vec<_>>(),
     });
     let proof = TempFile::new("anchored-proof.json", answer.to_string().as_bytes());
     let (code, output) = run(&[
@@ -2145,7 +2150,8 @@ fn the_binary_holds_an_export_to_kept_checkpoints() {
     );
 }
 
-// ------------------------------------------------------------------ keys with their time of service
+// ------------------------------------------------------------------ keys with their time of
+// service
 
 /// The JSON of `GET /v1/keys` for these keys: (key, valid_from, retired_at).
 fn keys_json(keys: &[(&SigningKey, Timestamp, Option<Timestamp>)]) -> String {

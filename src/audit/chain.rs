@@ -227,7 +227,10 @@ mod tests {
             event(
                 Some("req \"1\""),
                 Some("key\u{1}\u{e9}"),
-                json!({"amount": "10.00", "metadata": {"z": [1.5, null, true], "\u{1f600}": "x", "\u{fb33}": -0.0}}),
+                json!({
+                    "amount": "10.00",
+                    "metadata": {"z": [1.5, null, true], "\u{1f600}": "x", "\u{fb33}": -0.0}
+                }),
             ),
         ];
         for event in events {

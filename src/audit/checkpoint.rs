@@ -7,7 +7,8 @@
 //! <root hash, standard base64>
 //! [extension lines]
 //!
-//! — <key name> <base64(4-byte key ID ‖ 64-byte Ed25519 signature over the text above the blank line)>
+//! — <key name> <base64(4-byte key ID ‖ 64-byte Ed25519 signature over the text above the blank
+//! line)>
 //! ```
 //!
 //! The service writes one extension line, `signed_at <RFC 3339 UTC timestamp, microseconds>`:
@@ -661,17 +662,22 @@ mod tests {
     // Vectors from Go's golang.org/x/mod/sumdb/note/note_test.go (the reference
     // implementation of C2SP signed-note).
 
-    /// Go's test signer key `PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz`:
+    /// Go's test signer key
+    /// `PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz`:
     /// base64(0x01 ‖ Ed25519 seed).
     const GO_PETER_SIGNER_KEY_BASE64: &str = "AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
     const GO_PETER_VERIFIER_KEY: &str =
         "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
     const GO_ENOCH_VERIFIER_KEY: &str =
         "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
-    const GO_TEXT: &str =
-        "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
-    const GO_PETER_SIGNATURE_LINE: &str = "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
-    const GO_ENOCH_SIGNATURE_LINE: &str = "— EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n";
+    const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you \
+                           don't know what your problem is.\n";
+    const GO_PETER_SIGNATURE_LINE: &str = "— PeterNeumann \
+         x08go/ZJkuBS9UG/\
+         SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+    const GO_ENOCH_SIGNATURE_LINE: &str = "— EnochRoot \
+                                           rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/\
+                                           5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n";
 
     fn go_peter_signing_key() -> SigningKey {
         let typed = BASE64.decode(GO_PETER_SIGNER_KEY_BASE64).unwrap();
@@ -760,9 +766,16 @@ mod tests {
         let bad_notes = [
             GO_TEXT.to_owned(),
             format!("{GO_TEXT}\n"),
-            format!("{GO_TEXT}\n{}", &peter_signature[..peter_signature.len() - 1]),
+            format!(
+                "{GO_TEXT}\n{}",
+                &peter_signature[..peter_signature.len() - 1]
+            ),
             format!("\u{1}{GO_TEXT}\n{peter_signature}"),
-            format!("{GO_TEXT}\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="),
+            format!(
+                "{GO_TEXT}\n— Bad Name \
+                 x08go/ZJkuBS9UG/\
+                 SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
+            ),
             format!("{GO_TEXT}\n{peter_signature}Unexpected line.\n"),
         ];
         for bad_note in bad_notes {
@@ -817,8 +830,12 @@ mod tests {
         "ledger.example/books/main+5d013082+AQ+9+YzN1YSzMmFJDJ6vzQ9y9aBQhopk+Hq61Gomrz+0";
     const KAT_BODY: &str =
         "ledger.example/books/main\n1234567\nSBNJTRN+FjG7owHVrKtue7eqdM4RhdRWVl71HXN2d7I=\n";
-    const KAT_FIRST_SIGNATURE_LINE: &str = "— ledger.example/books/main m6+Cz/BMsW7ueOqfC6a9qGGwHxTsIBtX44vYfgEjDZ+UoBiWtyEn59FiGKoVQYECKsYHh9lY9wgDDF990A0CoIaTGgo=\n";
-    const KAT_SECOND_SIGNATURE_LINE: &str = "— ledger.example/books/main XQEwglk/9n2fiAPnN4+rkvR2SkY5sBe45NVteiUkZX456lBDwc/rimac7Gm/jWu0dinYd4tMbNC+EMn0+YCtylC0EQo=\n";
+    const KAT_FIRST_SIGNATURE_LINE: &str = "— ledger.example/books/main \
+                                            m6+Cz/BMsW7ueOqfC6a9qGGwHxTsIBtX44vYfgEjDZ+UoBiWtyEn\
+                                            59FiGKoVQYECKsYHh9lY9wgDDF990A0CoIaTGgo=\n";
+    const KAT_SECOND_SIGNATURE_LINE: &str = "— ledger.example/books/main \
+                                             XQEwglk/9n2fiAPnN4+rkvR2SkY5sBe45NVteiUkZX456lBDwc/\
+                                             rimac7Gm/jWu0dinYd4tMbNC+EMn0+YCtylC0EQo=\n";
 
     fn kat_first_key() -> SigningKey {
         let seed: Vec<u8> = (0u8..32).collect();
@@ -1061,7 +1078,10 @@ mod tests {
 
     #[test]
     fn the_c2sp_example_checkpoint_parses_and_its_unknown_key_is_ignored() {
-        let example = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n— example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n";
+        let example = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/\
+                       Xajj7h2fB2MPA3j2jxq2I=\n\n— example.com/behind-the-sofa \
+                       Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/\
+                       Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n";
         let (text, lines) = split_note(example).unwrap();
         let checkpoint = Checkpoint::from_note_text(text).unwrap();
         assert_eq!(checkpoint.origin, "example.com/behind-the-sofa");
@@ -1169,7 +1189,11 @@ mod tests {
             prop_assume!(bytes[position] != new_byte);
             bytes[position] = new_byte;
             if let Ok(tampered) = String::from_utf8(bytes) {
-                prop_assert!(open_checkpoint(&tampered, KAT_ORIGIN, &known).is_err(), "{:?}", tampered);
+                prop_assert!(
+                    open_checkpoint(&tampered, KAT_ORIGIN, &known).is_err(),
+                    "{:?}",
+                    tampered
+                );
             }
         }
     }

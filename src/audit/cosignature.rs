@@ -8,11 +8,11 @@
 //! ```
 //!
 //! - key ID = SHA-256(witness name ‖ 0x0A ‖ 0x04 ‖ 32-byte Ed25519 public key)[0..4];
-//! - the signed message is `cosignature/v1\n`, `time <timestamp>\n` (seconds since the Unix
-//!   epoch, ASCII decimal, no leading zeros) and the whole checkpoint body, extension lines
-//!   included (every line above the note's blank line, with the final newline);
-//! - the witness's verifier key (vkey) is `<name>+<key ID hex>+<base64(0x04 ‖ public key)>`,
-//!   the form of the log's own verifier key with the cosignature type byte.
+//! - the signed message is `cosignature/v1\n`, `time <timestamp>\n` (seconds since the Unix epoch,
+//!   ASCII decimal, no leading zeros) and the whole checkpoint body, extension lines included
+//!   (every line above the note's blank line, with the final newline);
+//! - the witness's verifier key (vkey) is `<name>+<key ID hex>+<base64(0x04 ‖ public key)>`, the
+//!   form of the log's own verifier key with the cosignature type byte.
 //!
 //! The Ed25519 message does not name the witness, so a line can be renamed by anyone: witnesses
 //! are told apart (and counted) by their public keys, never by their names.
@@ -484,8 +484,13 @@ mod tests {
         "witness.example/w1+bde24ed8+BEtSlAPDJQ8a1T7Osk3ZNKVWdwmW4dl3mCDUm3qonuyA";
     const KAT_SECOND_VKEY: &str =
         "witness.example/w2+af9470f9+BKptG3Fx2N1cf5HWKUCiqHJs8dbgFuSII8T17p7S8iYw";
-    const KAT_FIRST_LINE: &str = "— witness.example/w1 veJO2AAAAABq/YbAI3S9BTs05kosFXm+YybVCGxoRP1wQzmaQVElbH3URX0HYSVkQSr2W9emdRf7pr+94sqlsXox/56KH3bkCGvjAw==\n";
-    const KAT_SECOND_LINE: &str = "— witness.example/w2 r5Rw+QAAAABq/Yb8cvPg+SP/SGFLM6GPmT2rMPC3/rEmNisywGxZbu6U59kPcTAfO+Xg8yB4Ce4sIMmPLnCUOB2udhZBvHa5LvQqBA==\n";
+    const KAT_FIRST_LINE: &str = "— witness.example/w1 \
+         veJO2AAAAABq/YbAI3S9BTs05kosFXm+YybVCGxoRP1wQzmaQVElbH3URX0HYSVkQSr2W9emdRf7pr+94sqlsXox/\
+         56KH3bkCGvjAw==\n";
+    const KAT_SECOND_LINE: &str = "— witness.example/w2 \
+                                   r5Rw+QAAAABq/Yb8cvPg+SP/SGFLM6GPmT2rMPC3/\
+                                   rEmNisywGxZbu6U59kPcTAfO+Xg8yB4Ce4sIMmPLnCUOB2udhZBvHa5\
+                                   LvQqBA==\n";
     const KAT_FIRST_TIME: u64 = 1_795_000_000;
     const KAT_SECOND_TIME: u64 = 1_795_000_060;
 
@@ -566,7 +571,12 @@ mod tests {
 
     #[test]
     fn the_c2sp_example_cosignature_line_parses() {
-        let note = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n— example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n— witness.example.com/w1 jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==\n";
+        let note = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/\
+                    Xajj7h2fB2MPA3j2jxq2I=\n\n— example.com/behind-the-sofa \
+                    Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/\
+                    Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n— witness.example.com/w1 \
+                    jWbPPwAAAABkGFDLEZMHwSRaJNiIDoe9DYn/\
+                    zXcrtPHeolMI5OWXEhZCB9dlrDJsX3b2oyin1nPZqhf5nNo0xUe+mbIUBkBIfZ+qnA==\n";
         let (_, lines) = split_signed_note(note).unwrap();
         let cosignature = Cosignature::from_signature_line(&lines[1]).unwrap();
         assert_eq!(cosignature.name, "witness.example.com/w1");
@@ -812,10 +822,12 @@ mod tests {
             position_fraction in 0.0f64..1.0, new_byte in 0x21u8..0x7f,
         ) {
             let note = log_note();
-            let (cosigned, _) = cosign_note(&note, KAT_FIRST_NAME, &first_key(), KAT_FIRST_TIME).unwrap();
+            let (cosigned, _) =
+                cosign_note(&note, KAT_FIRST_NAME, &first_key(), KAT_FIRST_TIME).unwrap();
             let line_start = note.len() + "— ".len();
             let mut bytes = cosigned.clone().into_bytes();
-            let position = line_start + (((bytes.len() - 1 - line_start) as f64) * position_fraction) as usize;
+            let span = (bytes.len() - 1 - line_start) as f64;
+            let position = line_start + (span * position_fraction) as usize;
             prop_assume!(bytes[position] != new_byte && bytes[position] != b' ');
             bytes[position] = new_byte;
             if let Ok(tampered) = String::from_utf8(bytes) {

@@ -155,7 +155,10 @@ impl Line {
                 "format": FORMAT,
                 "ledger": header.ledger.as_str(),
                 "origin": header.origin,
-                "assets": header.assets.iter().map(|asset| json!({"code": asset.code().as_str(), "scale": asset.scale()})).collect::<Vec<_>>(),
+                "assets": header.assets.iter().map(|asset| json!({
+                    "code": asset.code().as_str(),
+                    "scale": asset.scale()
+                })).collect::<Vec<_>>(),
                 "from_seq": header.from_seq,
                 "to_seq": header.to_seq,
             }),
@@ -164,7 +167,9 @@ impl Line {
                 "hash": opening.hash.to_hex(),
                 "at": format_timestamp(opening.at),
                 "merkle_size": opening.merkle.size(),
-                "merkle_frontier": opening.merkle.hashes().iter().map(Hash32::to_hex).collect::<Vec<_>>(),
+                "merkle_frontier": opening.merkle.hashes().iter().map(
+                    Hash32::to_hex
+                ).collect::<Vec<_>>(),
             }),
             Line::OpeningAccount(account) => account_json(account),
             Line::OpeningTransfer(transfer) => transfer_json(transfer),
@@ -331,7 +336,8 @@ impl Line {
                         let text = fields.string("signed_at")?;
                         Some(super::time::parse_timestamp(text).ok_or_else(|| {
                             ExportError::Malformed(format!(
-                                "signed_at must be an RFC 3339 UTC time with microseconds, got {text:?}"
+                                "signed_at must be an RFC 3339 UTC time with microseconds, got \
+                                 {text:?}"
                             ))
                         })?)
                     }

@@ -121,7 +121,15 @@ mod tests {
             canonical_json(&numbers),
             b"[333333333.3333333,1e+30,4.5,0.002,1e-27]"
         );
-        let sorted = json!({"\u{20ac}": "Euro Sign", "\r": "Carriage Return", "\u{fb33}": "Hebrew Letter Dalet With Dagesh", "1": "One", "\u{1f600}": "Emoji: Grinning Face", "\u{80}": "Control", "\u{f6}": "Latin Small Letter O With Diaeresis"});
+        let sorted = json!({
+            "\u{20ac}": "Euro Sign",
+            "\r": "Carriage Return",
+            "\u{fb33}": "Hebrew Letter Dalet With Dagesh",
+            "1": "One",
+            "\u{1f600}": "Emoji: Grinning Face",
+            "\u{80}": "Control",
+            "\u{f6}": "Latin Small Letter O With Diaeresis"
+        });
         let text = String::from_utf8(canonical_json(&sorted)).unwrap();
         let positions: Vec<usize> = [
             "\\r",
@@ -182,7 +190,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
-        fn every_value_is_written_exactly_as_the_reference_canonicalizer_writes_it(value in any_json()) {
+        fn every_value_is_written_exactly_as_the_reference_canonicalizer_writes_it(
+            value in any_json()
+        ) {
             prop_assert_eq!(
                 String::from_utf8(canonical_json(&value)).unwrap(),
                 String::from_utf8(reference(&value)).unwrap()

@@ -27,7 +27,8 @@
 //! let mut fetched = BTreeMap::new();
 //! for id in merkle::subtrees_needed(&ranges) {
 //!     let children = match merkle::stored_children(id) {
-//!         StoredChildren::LeafHashes { first_leaf, count } => db.leaf_hashes(first_leaf, count).await?,
+//!         StoredChildren::LeafHashes { first_leaf, count } => db.leaf_hashes(first_leaf,
+//!         count).await?,
 //!         StoredChildren::StoredNodes { level, first_index, count } => {
 //!             db.stored_nodes(level, first_index, count).await?
 //!         }
@@ -1851,12 +1852,18 @@ mod tests {
         }
 
         #[test]
-        fn consistency_proofs_between_random_sizes_verify(new_size in 1u64..2000, old_fraction in 0.0f64..=1.0) {
+        fn consistency_proofs_between_random_sizes_verify(
+            new_size in 1u64..2000,
+            old_fraction in 0.0f64..=1.0
+        ) {
             let old_size = ((new_size as f64) * old_fraction) as u64;
             let tree = InMemoryMerkleTree::from_leaf_hashes(leaf_hashes_of_count(new_size));
             let proof = consistency_proof(old_size, new_size, &tree).unwrap();
             let old_root = tree.root_at_size(old_size).unwrap();
-            prop_assert_eq!(verify_consistency(old_size, new_size, &old_root, &tree.root(), &proof), Ok(()));
+            prop_assert_eq!(
+                verify_consistency(old_size, new_size, &old_root, &tree.root(), &proof),
+                Ok(())
+            );
         }
 
         #[test]
@@ -1888,7 +1895,13 @@ mod tests {
             let hash = Hash32::sha256(&seed.to_le_bytes());
             let _ = verify_inclusion(index, size, &hash, &proof, &hash);
             let _ = verify_consistency(size, other_size, &hash, &hash, &proof);
-            let _ = verify_consistency(size.min(other_size), size.max(other_size), &hash, &hash, &proof);
+            let _ = verify_consistency(
+                size.min(other_size),
+                size.max(other_size),
+                &hash,
+                &hash,
+                &proof
+            );
             let _ = inclusion_proof_ranges(index, size);
             let _ = consistency_proof_ranges(size.min(other_size), size.max(other_size));
         }

@@ -379,9 +379,10 @@ mod tests {
         let line = String::from_utf8(item_line(&item)).unwrap();
         assert_eq!(
             line,
-            "{\"booking_date\":\"2026-11-02\",\"candidate_transfer_ids\":[],\"difference\":\"0.50\",\
-             \"item\":3,\"ledger_amount\":\"10.00\",\"line\":3,\"reference\":\"INV-1\",\
-             \"rule\":\"reference_mismatch\",\"statement_amount\":\"10.50\",\"status\":\"mismatched\",\
+            "{\"booking_date\":\"2026-11-02\",\"candidate_transfer_ids\":[],\
+             \"difference\":\"0.50\",\"item\":3,\"ledger_amount\":\"10.00\",\"line\":3,\
+             \"reference\":\"INV-1\",\"rule\":\"reference_mismatch\",\
+             \"statement_amount\":\"10.50\",\"status\":\"mismatched\",\
              \"transfer_ids\":[\"00000000-0000-0000-0000-000000000001\"]}\n"
         );
     }

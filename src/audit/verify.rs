@@ -937,7 +937,8 @@ impl<'k> ExportVerifier<'k> {
             let checkpoint = signed.checkpoint;
             if checkpoint.size > self.header.to_seq {
                 let detail = format!(
-                    "the kept checkpoint {} is of a tree of size {}, the export ends at seq {}:                      verify a newer export",
+                    "the kept checkpoint {} is of a tree of size {}, the export ends at seq {}: \
+                     verify a newer export",
                     anchor.name, checkpoint.size, self.header.to_seq
                 );
                 return Err(fault(ExportFaultKind::AnchorBeyondExport, 1, None, detail));
@@ -973,7 +974,8 @@ impl<'k> ExportVerifier<'k> {
             } else if let Some(root) = prefix_root(&prefix_roots, anchor.size) {
                 if root != anchor.root {
                     let detail = format!(
-                        "the opening's tree at size {} has the root {root}, the kept checkpoint                          {} says {}: the history before the range was rewritten",
+                        "the opening's tree at size {} has the root {root}, the kept checkpoint \
+                         {} says {}: the history before the range was rewritten",
                         anchor.size, anchor.name, anchor.root
                     );
                     return Err(fault(ExportFaultKind::AnchorMismatch, line, None, detail));
@@ -986,13 +988,16 @@ impl<'k> ExportVerifier<'k> {
                     }
                     Some(proof) => {
                         return Err(unprovable(format!(
-                            "its consistency proof leads to size {}, outside the export's                              trees {start}..={to_seq}",
+                            "its consistency proof leads to size {}, outside the export's \
+                             trees {start}..={to_seq}",
                             proof.to_size
                         )))
                     }
                     None => {
                         return Err(unprovable(format!(
-                            "size {} lies before the range's opening (size {start}) and is                              not a prefix of its frontier: give a consistency proof from size                              {} to a size in {start}..={to_seq}",
+                            "size {} lies before the range's opening (size {start}) and is \
+                             not a prefix of its frontier: give a consistency proof from size \
+                             {} to a size in {start}..={to_seq}",
                             anchor.size, anchor.size
                         )))
                     }
@@ -1028,13 +1033,15 @@ impl<'k> ExportVerifier<'k> {
                 }
                 _ if anchor.root == root => Ok(()),
                 _ => Err(format!(
-                    "the export's tree of size {size} has the root {root}, the kept checkpoint                      says {}",
+                    "the export's tree of size {size} has the root {root}, the kept checkpoint \
+                     says {}",
                     anchor.root
                 )),
             };
             if let Err(reason) = consistent {
                 let detail = format!(
-                    "the kept checkpoint {} (size {}): {reason}: the history up to seq {} was                      rewritten",
+                    "the kept checkpoint {} (size {}): {reason}: the history up to seq {} was \
+                     rewritten",
                     anchor.name, anchor.size, anchor.size
                 );
                 return Err(fault(ExportFaultKind::AnchorMismatch, line, seq, detail));
@@ -1163,8 +1170,8 @@ impl<'k> ExportVerifier<'k> {
         if let (Some(retired), Some(last)) = (key.retired_at, self.last_event_at) {
             if retired < last {
                 let detail = format!(
-                    "the manifest names key {}, retired at {}, before the export's last event \
-                     at {}: it cannot have signed this export",
+                    "the manifest names key {}, retired at {}, before the export's last event at \
+                     {}: it cannot have signed this export",
                     key.key_id,
                     format_timestamp(retired),
                     format_timestamp(last)

@@ -115,7 +115,12 @@ struct ExportArgs {
     public_key: String,
     /// Signed checkpoint notes kept earlier (GET /v1/ledgers/{ledger}/checkpoint): the
     /// export's tree must contain each (same root at its size).
-    #[arg(long = "checkpoint", value_name = "NOTE_FILE", num_args = 1.., action = clap::ArgAction::Append)]
+    #[arg(
+        long = "checkpoint",
+        value_name = "NOTE_FILE",
+        num_args = 1..,
+        action = clap::ArgAction::Append
+    )]
     checkpoints: Vec<PathBuf>,
     /// For a range export whose opening comes after a kept checkpoint: the service's
     /// consistency proof (GET .../proofs/consistency?from_size=<kept size>&to_size=<a size
@@ -131,7 +136,11 @@ struct ExportArgs {
 struct InclusionArgs {
     /// The service's answer (GET .../proofs/inclusion) as a JSON file, or - for standard input,
     /// instead of the flags below.
-    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["event_hash", "seq", "tree_size", "root", "proof"])]
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        conflicts_with_all = ["event_hash", "seq", "tree_size", "root", "proof"]
+    )]
     json: Option<String>,
     /// The event's hash (hex).
     #[arg(long, value_name = "HEX")]
@@ -156,7 +165,11 @@ struct InclusionArgs {
 struct ConsistencyArgs {
     /// The service's answer (GET .../proofs/consistency) as a JSON file, or - for standard
     /// input, instead of the flags below.
-    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["from_size", "to_size", "from_root", "to_root", "proof"])]
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        conflicts_with_all = ["from_size", "to_size", "from_root", "to_root", "proof"]
+    )]
     json: Option<String>,
     /// The size of the older tree.
     #[arg(long, value_name = "M")]
@@ -588,8 +601,8 @@ fn tree_head(
     };
     if claimed_size.is_some_and(|size| size != checkpoint.size) {
         return Ok(Err(format!(
-            "tree_size_mismatch: the proof is for a {what} of size {}, the checkpoint is of \
-             size {}",
+            "tree_size_mismatch: the proof is for a {what} of size {}, the checkpoint is of size \
+             {}",
             claimed_size.unwrap_or_default(),
             checkpoint.size
         )));
@@ -805,8 +818,8 @@ fn run_consistency(args: &ConsistencyArgs) -> Result<u8, UsageError> {
     };
     let verdict = match verify_consistency(from_size, to_size, &from_root, &to_root, &claim.proof) {
         Ok(()) => Verdict::Valid(format!(
-            "consistency: the tree of size {from_size} (root {from_root}) is a prefix of the \
-             tree of size {to_size} (root {to_root})"
+            "consistency: the tree of size {from_size} (root {from_root}) is a prefix of the tree \
+             of size {to_size} (root {to_root})"
         )),
         Err(error) => Verdict::Invalid(format!(
             "{} (RFC 9162 §2.1.4.2): {error}",
@@ -865,7 +878,8 @@ fn run_checkpoint(args: &CheckpointNoteArgs) -> Result<u8, UsageError> {
     let required = args.min_cosignatures.unwrap_or(distinct.len());
     if required > distinct.len() {
         return Err(usage(format!(
-            "--min-cosignatures {required} needs at least {required} distinct --witness keys, {} given",
+            "--min-cosignatures {required} needs at least {required} distinct --witness keys, {} \
+             given",
             distinct.len()
         )));
     }
@@ -936,17 +950,29 @@ fn run_checkpoint(args: &CheckpointNoteArgs) -> Result<u8, UsageError> {
             "key_id": hex::encode(cosigner.key_id),
             "timestamp": cosigner.timestamp,
         })).collect::<Vec<_>>(),
-        "invalid": check.invalid.iter().map(|(name, error)| json!({"name": name, "reason": error.to_string()})).collect::<Vec<_>>(),
+        "invalid": check.invalid.iter().map(|(
+            name,
+            error
+        )| json!({"name": name, "reason": error.to_string()})).collect::<Vec<_>>(),
     });
     let summary = format!(
-        "checkpoint {} tree size {} root {}, signed by the log; {} of {} witness key(s) co-signed, {required} required{}{}",
+        "checkpoint {} tree size {} root {}, signed by the log; {} of {} witness key(s) \
+         co-signed, {required} required{}{}",
         checkpoint.origin,
         checkpoint.size,
         checkpoint.root,
         check.cosigned_by.len(),
         distinct.len(),
-        if cosigners.is_empty() { String::new() } else { format!(": {}", cosigners.join(", ")) },
-        if invalid.is_empty() { String::new() } else { format!("; invalid: {}", invalid.join("; ")) },
+        if cosigners.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", cosigners.join(", "))
+        },
+        if invalid.is_empty() {
+            String::new()
+        } else {
+            format!("; invalid: {}", invalid.join("; "))
+        },
     );
     let valid = check.cosigned_by.len() >= required;
     let code = if valid { "" } else { "too_few_cosignatures" };

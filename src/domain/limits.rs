@@ -90,8 +90,8 @@ pub static REFERENCE: Limit = Limit {
 };
 pub static DESCRIPTION: Limit = Limit {
     name: "description",
-    rule: "a transfer's `description` is `null` or 1 to 512 characters, none of them a \
-           control character",
+    rule: "a transfer's `description` is `null` or 1 to 512 characters, none of them a control \
+           character",
 };
 pub static CURRENCY_CODE: Limit = Limit {
     name: "currency_code",
@@ -134,7 +134,8 @@ pub static AMOUNT_SYNTAX: Limit = Limit {
 pub static AMOUNT_SCALE: Limit = Limit {
     name: "amount_scale",
     rule: "an amount in the journal has exactly its currency's number of decimals (`\"10.50\"` \
-           for EUR, `\"7\"` for JPY); a request may write fewer, never more (zeros included), and no leading zero",
+           for EUR, `\"7\"` for JPY); a request may write fewer, never more (zeros included), and \
+           no leading zero",
 };
 pub static AMOUNT_POSITIVE: Limit = Limit {
     name: "amount_positive",
@@ -142,8 +143,8 @@ pub static AMOUNT_POSITIVE: Limit = Limit {
 };
 pub static AMOUNT_MAX: Limit = Limit {
     name: "amount_max",
-    rule: "an amount is below 10^28 minor units (at most 28 significant digits at the \
-           currency's scale); sums and totals have no such bound",
+    rule: "an amount is below 10^28 minor units (at most 28 significant digits at the currency's \
+           scale); sums and totals have no such bound",
 };
 pub static METADATA_OBJECT: Limit = Limit {
     name: "metadata_object",
@@ -156,8 +157,8 @@ pub static METADATA_SIZE: Limit = Limit {
 };
 pub static METADATA_DEPTH: Limit = Limit {
     name: "metadata_depth",
-    rule: "`metadata` nests at most 32 levels: the object itself is level 1, each array or \
-           object inside another adds one",
+    rule: "`metadata` nests at most 32 levels: the object itself is level 1, each array or object \
+           inside another adds one",
 };
 pub static METADATA_NUMBERS: Limit = Limit {
     name: "metadata_numbers",
@@ -172,8 +173,8 @@ pub static METADATA_TEXT: Limit = Limit {
 pub static ACTOR: Limit = Limit {
     name: "actor",
     rule: "an event's `actor` is exactly `\"system\"` for `transfer_expired` and only there; \
-           every other event's actor is the id of the API key that caused it: a UUID, \
-           lowercase and hyphenated",
+           every other event's actor is the id of the API key that caused it: a UUID, lowercase \
+           and hyphenated",
 };
 pub static REQUEST_ID: Limit = Limit {
     name: "request_id",
@@ -182,8 +183,8 @@ pub static REQUEST_ID: Limit = Limit {
 };
 pub static IDEMPOTENCY_KEY: Limit = Limit {
     name: "idempotency_key",
-    rule: "an event's `idempotency_key` is `null` or 1 to 255 ASCII characters from space to \
-           `~` (0x20–0x7E)",
+    rule: "an event's `idempotency_key` is `null` or 1 to 255 ASCII characters from space to `~` \
+           (0x20–0x7E)",
 };
 
 /// Every limit, in the order docs/AUDIT_FORMAT.md lists them.

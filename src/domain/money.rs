@@ -133,7 +133,8 @@ impl fmt::Display for AmountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AmountError::Malformed => f.write_str(
-                "amount must be a decimal string of digits with an optional fraction, e.g. \"10.50\"",
+                "amount must be a decimal string of digits with an optional fraction, e.g. \
+                 \"10.50\"",
             ),
             AmountError::TooManyDecimals { scale } => {
                 write!(f, "amount has more than {scale} decimals for its currency")

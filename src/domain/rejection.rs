@@ -136,13 +136,25 @@ impl Rejection {
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rejection::AccountNotFound(id) => write!(f, "account {id} does not exist in this ledger"),
-            Rejection::TransferNotFound(id) => write!(f, "transfer {id} does not exist in this ledger"),
+            Rejection::AccountNotFound(id) => {
+                write!(f, "account {id} does not exist in this ledger")
+            }
+            Rejection::TransferNotFound(id) => {
+                write!(f, "transfer {id} does not exist in this ledger")
+            }
             Rejection::SameAccount => f.write_str("debit and credit account must differ"),
-            Rejection::UnknownCurrency(code) => write!(f, "currency {code} is neither ISO 4217 nor an asset of this ledger"),
-            Rejection::CurrencyMismatch { account_id, account_currency, transfer_currency } => write!(
+            Rejection::UnknownCurrency(code) => write!(
                 f,
-                "account {account_id} holds {account_currency}, the transfer is in {transfer_currency}"
+                "currency {code} is neither ISO 4217 nor an asset of this ledger"
+            ),
+            Rejection::CurrencyMismatch {
+                account_id,
+                account_currency,
+                transfer_currency,
+            } => write!(
+                f,
+                "account {account_id} holds {account_currency}, the transfer is in \
+                 {transfer_currency}"
             ),
             Rejection::InvalidAmount(error) => error.fmt(f),
             Rejection::AccountFrozen(id) => write!(f, "account {id} is frozen"),
@@ -155,37 +167,63 @@ impl fmt::Display for Rejection {
                 f,
                 "account {id} may not have credits exceed debits; this transfer would break that"
             ),
-            Rejection::BalanceOverflow(id) => write!(f, "a balance of account {id} would exceed 10^28 minor units"),
+            Rejection::BalanceOverflow(id) => write!(
+                f,
+                "a balance of account {id} would exceed 10^28 minor units"
+            ),
             Rejection::InvalidStateTransition { entity, transition } => write!(
                 f,
-                "cannot {} a {entity} that is {}: {} -> {} is not a transition of the {entity} state machine",
+                "cannot {} a {entity} that is {}: {} -> {} is not a transition of the {entity} \
+                 state machine",
                 transition.action, transition.from, transition.from, transition.to
             ),
             Rejection::PostAmountExceedsPending { pending, requested } => {
                 write!(f, "cannot post {requested}: only {pending} is pending")
             }
-            Rejection::ReversalExceedsPostedAmount { reversible, requested } => {
-                write!(f, "cannot reverse {requested}: only {reversible} of the posted amount is not yet reversed")
+            Rejection::ReversalExceedsPostedAmount {
+                reversible,
+                requested,
+            } => {
+                write!(
+                    f,
+                    "cannot reverse {requested}: only {reversible} of the posted amount is not \
+                     yet reversed"
+                )
             }
-            Rejection::TimeoutWithoutPending => f.write_str("timeout_seconds applies only to pending transfers"),
+            Rejection::TimeoutWithoutPending => {
+                f.write_str("timeout_seconds applies only to pending transfers")
+            }
             Rejection::TransferExistsWithDifferentFields(id) => {
                 write!(f, "transfer {id} already exists with different fields")
             }
             Rejection::AccountExistsWithDifferentFields(id) => {
                 write!(f, "account {id} already exists with different fields")
             }
-            Rejection::AccountCodeTaken(code) => write!(f, "account code {code} is already used in this ledger"),
+            Rejection::AccountCodeTaken(code) => {
+                write!(f, "account code {code} is already used in this ledger")
+            }
             Rejection::AccountNotEmpty(id) => write!(
                 f,
                 "account {id} can close only when its balances net to zero and nothing is pending"
             ),
-            Rejection::ExpiryBeforeDeadline(id) => write!(f, "transfer {id} expired before its deadline"),
-            Rejection::ReversalDoesNotMirror(id) => {
-                write!(f, "reversal of {id} does not swap the original's accounts in its currency")
+            Rejection::ExpiryBeforeDeadline(id) => {
+                write!(f, "transfer {id} expired before its deadline")
             }
-            Rejection::GenesisOutOfPlace => f.write_str("ledger_created may only be the first event"),
+            Rejection::ReversalDoesNotMirror(id) => {
+                write!(
+                    f,
+                    "reversal of {id} does not swap the original's accounts in its currency"
+                )
+            }
+            Rejection::GenesisOutOfPlace => {
+                f.write_str("ledger_created may only be the first event")
+            }
             Rejection::BatchItemRejected { index, rejection } => {
-                write!(f, "item {index} of the atomic batch was rejected ({}): {rejection}", rejection.code())
+                write!(
+                    f,
+                    "item {index} of the atomic batch was rejected ({}): {rejection}",
+                    rejection.code()
+                )
             }
             Rejection::Reconciliation(fault) => fault.fmt(f),
         }

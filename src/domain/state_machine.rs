@@ -49,10 +49,20 @@ string_enum!(AccountAction { Freeze => "freeze", Unfreeze => "unfreeze", Close =
 string_enum!(
     /// §3 Transfer: `pending → posted | voided | expired`; `posted` may be reversed (it stays
     /// `posted`, its `reversed_amount` grows); `voided` and `expired` are final.
-    TransferState { Pending => "pending", Posted => "posted", Voided => "voided", Expired => "expired" }
+    TransferState {
+        Pending => "pending",
+        Posted => "posted",
+        Voided => "voided",
+        Expired => "expired"
+    }
 );
 
-string_enum!(TransferAction { Post => "post", Void => "void", Expire => "expire", Reverse => "reverse" });
+string_enum!(TransferAction {
+    Post => "post",
+    Void => "void",
+    Expire => "expire",
+    Reverse => "reverse"
+});
 
 pub const ACCOUNT_TRANSITIONS: &[Transition<AccountStatus, AccountAction>] = &[
     Transition {

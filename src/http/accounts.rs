@@ -21,12 +21,20 @@ use crate::domain::{AccountId, Command};
     request_body = OpenAccountRequest,
     responses(
         (status = 201, description = "Opened", body = AccountBody),
-        (status = 200, description = "The same account, opened before with this id", body = AccountBody),
+        (
+            status = 200,
+            description = "The same account, opened before with this id",
+            body = AccountBody
+        ),
         (status = 400, description = "Malformed request", body = Problem),
         (status = 404, description = "`ledger_not_found`", body = Problem),
         (status = 401, description = "`unauthenticated`, `invalid_api_key`", body = Problem),
         (status = 403, description = "`forbidden`, `ledger_forbidden`", body = Problem),
-        (status = 409, description = "`account_code_taken`, `account_exists_with_different_fields`", body = Problem),
+        (
+            status = 409,
+            description = "`account_code_taken`, `account_exists_with_different_fields`",
+            body = Problem
+        ),
         (status = 422, description = "`unknown_currency`", body = Problem),
     )
 )]
@@ -56,7 +64,10 @@ pub async fn open_account(
 /// Get an account, with its balances.
 #[utoipa::path(
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id")),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Account id")
+    ),
     responses(
         (status = 200, body = AccountBody),
         (status = 400, description = "`invalid_id`", body = Problem),
@@ -84,7 +95,11 @@ pub async fn get_account(
 #[utoipa::path(
     tag = "accounts",
     params(("ledger" = String, Path, description = "Ledger name"), PageQuery),
-    responses((status = 200, body = PageBody<AccountBody>), (status = 400, body = Problem), (status = 404, body = Problem))
+    responses(
+        (status = 200, body = PageBody<AccountBody>),
+        (status = 400, body = Problem),
+        (status = 404, body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/accounts")]
 pub async fn list_accounts(
@@ -129,9 +144,17 @@ async fn account_action(
 /// Freeze an account: it takes no new transfer (voids and reversals excepted).
 #[utoipa::path(
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), RequiredIdempotencyKeyHeader),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Account id"),
+        RequiredIdempotencyKeyHeader
+    ),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
-    responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to)", body = Problem))
+    responses(
+        (status = 200, body = AccountBody),
+        (status = 404, body = Problem),
+        (status = 409, description = "`invalid_state_transition` (from, to)", body = Problem)
+    )
 )]
 #[post("/v1/ledgers/{ledger}/accounts/{id}/freeze")]
 pub async fn freeze_account(
@@ -147,9 +170,17 @@ pub async fn freeze_account(
 /// Unfreeze a frozen account.
 #[utoipa::path(
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), RequiredIdempotencyKeyHeader),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Account id"),
+        RequiredIdempotencyKeyHeader
+    ),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
-    responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to)", body = Problem))
+    responses(
+        (status = 200, body = AccountBody),
+        (status = 404, body = Problem),
+        (status = 409, description = "`invalid_state_transition` (from, to)", body = Problem)
+    )
 )]
 #[post("/v1/ledgers/{ledger}/accounts/{id}/unfreeze")]
 pub async fn unfreeze_account(
@@ -173,9 +204,21 @@ pub async fn unfreeze_account(
 /// Close an account, final: only when its balances net to zero and nothing is pending.
 #[utoipa::path(
     tag = "accounts",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), RequiredIdempotencyKeyHeader),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Account id"),
+        RequiredIdempotencyKeyHeader
+    ),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
-    responses((status = 200, body = AccountBody), (status = 404, body = Problem), (status = 409, description = "`invalid_state_transition` (from, to), `account_not_empty`", body = Problem))
+    responses(
+        (status = 200, body = AccountBody),
+        (status = 404, body = Problem),
+        (
+            status = 409,
+            description = "`invalid_state_transition` (from, to), `account_not_empty`",
+            body = Problem
+        )
+    )
 )]
 #[post("/v1/ledgers/{ledger}/accounts/{id}/close")]
 pub async fn close_account(

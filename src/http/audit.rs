@@ -78,7 +78,19 @@ pub struct KeysQuery {
 }
 
 /// The public keys that sign checkpoints and exports, current and retired.
-#[utoipa::path(tag = "audit", params(KeysQuery), responses((status = 200, body = Vec<SigningKeyBody>), (status = 403, description = "`ledger_forbidden`: the key does not cover the ledger named", body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(
+    tag = "audit",
+    params(KeysQuery),
+    responses(
+        (status = 200, body = Vec<SigningKeyBody>),
+        (
+            status = 403,
+            description = "`ledger_forbidden`: the key does not cover the ledger named",
+            body = Problem
+        ),
+        (status = 404, body = Problem)
+    )
+)]
 #[get("/v1/keys")]
 pub async fn signing_keys(
     caller: Caller,
@@ -143,9 +155,24 @@ pub struct CheckpointQuery {
     tag = "audit",
     params(("ledger" = String, Path, description = "Ledger name"), CheckpointQuery),
     responses(
-        (status = 200, description = "The signed note and its cosignatures; headers `Checkpoint-Tree-Size` and `Checkpoint-Cosignatures` (their number)", content_type = "text/plain", body = String),
-        (status = 400, description = "`invalid_query`: `fresh` and `tree_size` together", body = Problem),
-        (status = 404, description = "`ledger_not_found`, `no_events`, `checkpoint_not_found` (no checkpoint recorded for that size)", body = Problem)
+        (
+            status = 200,
+            description = "The signed note and its cosignatures; headers `Checkpoint-Tree-Size` \
+                           and `Checkpoint-Cosignatures` (their number)",
+            content_type = "text/plain",
+            body = String
+        ),
+        (
+            status = 400,
+            description = "`invalid_query`: `fresh` and `tree_size` together",
+            body = Problem
+        ),
+        (
+            status = 404,
+            description = "`ledger_not_found`, `no_events`, `checkpoint_not_found` (no checkpoint \
+                           recorded for that size)",
+            body = Problem
+        )
     )
 )]
 #[get("/v1/ledgers/{ledger}/checkpoint")]
@@ -189,7 +216,11 @@ pub async fn get_checkpoint(
         })
         .collect();
     let note = append_cosignatures(&checkpoint.note, &cosignatures).map_err(|error| {
-        tracing::error!(ledger = %ledger.name, error = %error, "a stored checkpoint or cosignature is malformed");
+        tracing::error!(
+            ledger = %ledger.name,
+            error = %error,
+            "a stored checkpoint or cosignature is malformed"
+        );
         ApiError::internal()
     })?;
     Ok(HttpResponse::Ok()
@@ -283,10 +314,26 @@ fn unknown_checkpoint(size: u64) -> ApiError {
     request_body = CosignatureRequest,
     responses(
         (status = 201, description = "Recorded", body = CosignatureBody),
-        (status = 200, description = "This witness key had co-signed this checkpoint already: the cosignature kept", body = CosignatureBody),
+        (
+            status = 200,
+            description = "This witness key had co-signed this checkpoint already: the cosignature \
+                           kept",
+            body = CosignatureBody
+        ),
         (status = 404, description = "`ledger_not_found`", body = Problem),
-        (status = 409, description = "`too_many_cosignatures`: the checkpoint has as many as it may keep (64)", body = Problem),
-        (status = 422, description = "`unknown_checkpoint` (the body is not a checkpoint this service signed for the ledger), `cosignature_missing` (no line by the witness key given), `cosignature_invalid` (its line does not verify, or is dated more than 5 minutes ahead)", body = Problem)
+        (
+            status = 409,
+            description = "`too_many_cosignatures`: the checkpoint has as many as it may keep (64)",
+            body = Problem
+        ),
+        (
+            status = 422,
+            description = "`unknown_checkpoint` (the body is not a checkpoint this service signed \
+                           for the ledger), `cosignature_missing` (no line by the witness key \
+                           given), `cosignature_invalid` (its line does not verify, or is dated \
+                           more than 5 minutes ahead)",
+            body = Problem
+        )
     )
 )]
 #[post("/v1/ledgers/{ledger}/checkpoint/cosignatures")]
@@ -357,7 +404,8 @@ pub async fn post_cosignature(
                 StatusCode::CONFLICT,
                 "too_many_cosignatures",
                 format!(
-                    "the checkpoint of tree size {} has {MAX_COSIGNATURES_PER_CHECKPOINT} cosignatures, as many as it may keep",
+                    "the checkpoint of tree size {} has {MAX_COSIGNATURES_PER_CHECKPOINT} \
+                     cosignatures, as many as it may keep",
                     checkpoint.size
                 ),
             )),
@@ -401,7 +449,11 @@ fn hexes(hashes: &[Hash32]) -> Vec<String> {
 #[utoipa::path(
     tag = "audit",
     params(("ledger" = String, Path, description = "Ledger name"), InclusionQuery),
-    responses((status = 200, body = InclusionProofBody), (status = 400, description = "`out_of_range`", body = Problem), (status = 404, body = Problem))
+    responses(
+        (status = 200, body = InclusionProofBody),
+        (status = 400, description = "`out_of_range`", body = Problem),
+        (status = 404, body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/proofs/inclusion")]
 pub async fn inclusion_proof(
@@ -453,7 +505,11 @@ pub struct ConsistencyProofBody {
 #[utoipa::path(
     tag = "audit",
     params(("ledger" = String, Path, description = "Ledger name"), ConsistencyQuery),
-    responses((status = 200, body = ConsistencyProofBody), (status = 400, description = "`out_of_range`", body = Problem), (status = 404, body = Problem))
+    responses(
+        (status = 200, body = ConsistencyProofBody),
+        (status = 400, description = "`out_of_range`", body = Problem),
+        (status = 404, body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/proofs/consistency")]
 pub async fn consistency_proof(
@@ -546,7 +602,11 @@ async fn account_of(
 /// Every posting of an account, oldest first, with the running balance and the event's seq.
 #[utoipa::path(
     tag = "audit",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), super::paging::PageQuery),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Account id"),
+        super::paging::PageQuery
+    ),
     responses((status = 200, body = PageBody<EntryBody>), (status = 404, body = Problem))
 )]
 #[get("/v1/ledgers/{ledger}/accounts/{id}/entries")]
@@ -604,8 +664,16 @@ pub struct BalanceBody {
 /// An account's balances at any point of the journal.
 #[utoipa::path(
     tag = "audit",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Account id"), BalanceQuery),
-    responses((status = 200, body = BalanceBody), (status = 400, description = "`out_of_range`", body = Problem), (status = 404, body = Problem))
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Account id"),
+        BalanceQuery
+    ),
+    responses(
+        (status = 200, body = BalanceBody),
+        (status = 400, description = "`out_of_range`", body = Problem),
+        (status = 404, body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/accounts/{id}/balance")]
 pub async fn balance(
@@ -680,7 +748,10 @@ pub struct TransferAuditBody {
 /// Every event of a transfer, each with its inclusion proof against the latest checkpoint.
 #[utoipa::path(
     tag = "audit",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id")),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Transfer id")
+    ),
     responses((status = 200, body = TransferAuditBody), (status = 404, body = Problem))
 )]
 #[get("/v1/ledgers/{ledger}/transfers/{id}/audit")]
@@ -742,7 +813,16 @@ pub struct ExportQuery {
 #[utoipa::path(
     tag = "audit",
     params(("ledger" = String, Path, description = "Ledger name"), ExportQuery),
-    responses((status = 200, description = "JSON lines", content_type = "application/x-ndjson", body = String), (status = 400, description = "`out_of_range`", body = Problem), (status = 404, body = Problem))
+    responses(
+        (
+            status = 200,
+            description = "JSON lines",
+            content_type = "application/x-ndjson",
+            body = String
+        ),
+        (status = 400, description = "`out_of_range`", body = Problem),
+        (status = 404, body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/export")]
 pub async fn export(
@@ -755,7 +835,13 @@ pub async fn export(
     let size = auditor(&state).tree_size(&ledger).await?;
     let (from_seq, to_seq) = (query.from_seq.unwrap_or(1), query.to_seq.unwrap_or(size));
     if from_seq == 0 || from_seq > to_seq || to_seq > size {
-        return Err(ApiError::bad_request("out_of_range", format!("need 1 <= from_seq <= to_seq <= {size} (the last event), got {from_seq} and {to_seq}")));
+        return Err(ApiError::bad_request(
+            "out_of_range",
+            format!(
+                "need 1 <= from_seq <= to_seq <= {size} (the last event), got {from_seq} and \
+                 {to_seq}"
+            ),
+        ));
     }
     let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     // Told when the export fails midway: the status is sent already, so the body must end
@@ -826,7 +912,8 @@ pub struct IntegrityRunBody {
     pub finished_at: Option<String>,
     /// The last event checked.
     pub checked_seq: Option<u64>,
-    /// What failed: `check` (`chain`, `merkle`, `replay`, `balanced_currencies`, `account_postings`, `running_balance`), `detail`, and `seq` or `account_id`.
+    /// What failed: `check` (`chain`, `merkle`, `replay`, `balanced_currencies`,
+    /// `account_postings`, `running_balance`), `detail`, and `seq` or `account_id`.
     #[schema(value_type = Vec<Object>)]
     pub findings: Value,
 }
@@ -851,7 +938,10 @@ impl From<&IntegrityRun> for IntegrityRunBody {
     tag = "audit",
     params(("ledger" = String, Path, description = "Ledger name"), IdempotencyKeyHeader),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
-    responses((status = 201, description = "The run, passed or failed", body = IntegrityRunBody), (status = 404, body = Problem))
+    responses(
+        (status = 201, description = "The run, passed or failed", body = IntegrityRunBody),
+        (status = 404, body = Problem)
+    )
 )]
 #[post("/v1/ledgers/{ledger}/integrity-checks")]
 pub async fn run_integrity_check(
@@ -887,7 +977,10 @@ pub async fn run_integrity_check(
 #[utoipa::path(
     tag = "audit",
     params(("ledger" = String, Path, description = "Ledger name")),
-    responses((status = 200, body = IntegrityRunBody), (status = 404, description = "`no_integrity_check`", body = Problem))
+    responses(
+        (status = 200, body = IntegrityRunBody),
+        (status = 404, description = "`no_integrity_check`", body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/integrity-checks/latest")]
 pub async fn latest_integrity_check(

@@ -101,7 +101,11 @@ pub const POLICY: &[(&str, &str, Permission)] = &[
     ("POST",   "/v1/ledgers/{ledger}/reconciliations",          Permission::Reconcile),
     ("GET",    "/v1/ledgers/{ledger}/reconciliations/{id}",     Permission::Read),
     ("GET",    "/v1/ledgers/{ledger}/reconciliations/{id}/items", Permission::Read),
-    ("POST",   "/v1/ledgers/{ledger}/reconciliations/{id}/items/{item}/resolve", Permission::Reconcile),
+    (
+        "POST",
+        "/v1/ledgers/{ledger}/reconciliations/{id}/items/{item}/resolve",
+        Permission::Reconcile
+    ),
     ("GET",    "/v1/keys",                                      Permission::Read),
     ("POST",   "/v1/api-keys",                                  Permission::ManageKeys),
     ("GET",    "/v1/api-keys",                                  Permission::ManageKeys),

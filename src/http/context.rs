@@ -52,13 +52,17 @@ impl RequestContext {
     ) -> Result<Option<IdempotencyClaim>, ApiError> {
         match &self.idempotency_key {
             Some(key) => Ok(Some(IdempotencyClaim {
-                scope: IdempotencyScope { api_key_id: self.caller.key.id, key: key.clone() },
+                scope: IdempotencyScope {
+                    api_key_id: self.caller.key.id,
+                    key: key.clone(),
+                },
                 fingerprint: fingerprint(&self.method, &self.path, canonical_body),
             })),
             None if has_natural_key => Ok(None),
             None => Err(ApiError::bad_request(
                 "idempotency_key_required",
-                "a state-changing request needs an Idempotency-Key header (or a client-supplied id in its body)",
+                "a state-changing request needs an Idempotency-Key header (or a client-supplied \
+                 id in its body)",
             )),
         }
     }
@@ -82,7 +86,13 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let invalid = || {
-        ApiError::bad_request("invalid_idempotency_key", format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} printable ASCII characters"))
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} printable ASCII \
+                 characters"
+            ),
+        )
     };
     let text = value.to_str().map_err(|_| invalid())?;
     let printable = text.bytes().all(|b| (0x20..=0x7e).contains(&b));

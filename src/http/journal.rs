@@ -26,7 +26,11 @@ pub struct JournalQuery {
 #[utoipa::path(
     tag = "journal",
     params(("ledger" = String, Path, description = "Ledger name"), JournalQuery),
-    responses((status = 200, body = JournalPageBody), (status = 400, body = Problem), (status = 404, body = Problem))
+    responses(
+        (status = 200, body = JournalPageBody),
+        (status = 400, body = Problem),
+        (status = 404, body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/journal")]
 pub async fn journal(

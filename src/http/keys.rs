@@ -119,7 +119,10 @@ fn parse_ledgers(names: Option<Vec<String>>) -> Result<Option<Vec<LedgerName>>, 
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "Created; `token` is shown only here", body = ApiKeyBody),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (
+            status = 400,
+            body = Problem
+        ), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 422, description = "`idempotency_key_reused`", body = Problem),
     )
 )]
@@ -181,7 +184,15 @@ pub async fn create_api_key(
 }
 
 /// List API keys, oldest first (never their tokens).
-#[utoipa::path(tag = "api-keys", params(PageQuery), responses((status = 200, body = PageBody<ApiKeyBody>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(
+    tag = "api-keys",
+    params(PageQuery),
+    responses(
+        (status = 200, body = PageBody<ApiKeyBody>),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem)
+    )
+)]
 #[get("/v1/api-keys")]
 pub async fn list_api_keys(
     _caller: Caller,
@@ -215,7 +226,12 @@ pub async fn list_api_keys(
 #[utoipa::path(
     tag = "api-keys",
     params(("id" = Uuid, Path, description = "API key id")),
-    responses((status = 200, body = ApiKeyBody), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, description = "`api_key_not_found`", body = Problem))
+    responses(
+        (status = 200, body = ApiKeyBody),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, description = "`api_key_not_found`", body = Problem)
+    )
 )]
 #[delete("/v1/api-keys/{id}")]
 pub async fn revoke_api_key(

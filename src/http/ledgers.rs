@@ -25,7 +25,11 @@ use crate::storage::{LedgerRecord, NewLedgerRow, StorageError};
     request_body = CreateLedgerRequest,
     responses(
         (status = 201, description = "Created", body = LedgerBody),
-        (status = 400, description = "Malformed request, `idempotency_key_required`", body = Problem),
+        (
+            status = 400,
+            description = "Malformed request, `idempotency_key_required`",
+            body = Problem
+        ),
         (status = 401, description = "`unauthenticated`, `invalid_api_key`", body = Problem),
         (status = 403, description = "`forbidden`, `ledger_forbidden`", body = Problem),
         (status = 409, description = "`ledger_exists`", body = Problem),
@@ -123,7 +127,10 @@ pub async fn list_ledgers(
 #[utoipa::path(
     tag = "ledgers",
     params(("ledger" = String, Path, description = "Ledger name")),
-    responses((status = 200, body = LedgerBody), (status = 404, description = "`ledger_not_found`", body = Problem))
+    responses(
+        (status = 200, body = LedgerBody),
+        (status = 404, description = "`ledger_not_found`", body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}")]
 pub async fn get_ledger(

@@ -197,9 +197,9 @@ fn openapi_base() -> OpenApi {
 /// The API description, with both state machines rendered from the engine's own tables.
 fn description() -> String {
     let mut text = String::from(
-        "Double-entry ledger with a hash-chained journal. Amounts are decimal strings. \
-         Errors are RFC 9457 problem documents with a stable `code`.\n\n## Transfer state machine\n\n\
-         | from | action | to |\n|---|---|---|\n",
+        "Double-entry ledger with a hash-chained journal. Amounts are decimal strings. Errors are \
+         RFC 9457 problem documents with a stable `code`.\n\n## Transfer state machine\n\n| from \
+         | action | to |\n|---|---|---|\n",
     );
     for transition in TRANSFER_TRANSITIONS {
         text.push_str(&format!(
@@ -218,7 +218,10 @@ fn description() -> String {
             transition.to.as_str()
         ));
     }
-    text.push_str("\nAny other transition is refused with `409 invalid_state_transition`, naming `from` and `to`.\n");
+    text.push_str(
+        "\nAny other transition is refused with `409 invalid_state_transition`, naming `from` and \
+         `to`.\n",
+    );
     text
 }
 

@@ -61,7 +61,8 @@ fn document_refusals(api: &mut OpenApi) {
     let refusals = [
         (
             "400",
-            "`invalid_query`, `invalid_path`, `invalid_id`, `invalid_body`, `invalid_field`, `invalid_idempotency_key`: a malformed request",
+            "`invalid_query`, `invalid_path`, `invalid_id`, `invalid_body`, `invalid_field`, \
+             `invalid_idempotency_key`: a malformed request",
         ),
         (
             "401",
@@ -137,7 +138,10 @@ fn problems_as_problem_json(api: &mut OpenApi) {
                 .content
                 .get("application/json")
                 .is_some_and(|content| {
-                    matches!(content, RefOr::T(content) if content.schema.as_ref() == Some(&problem))
+                    matches!(
+                        content,
+                        RefOr::T(content) if content.schema.as_ref() == Some(&problem)
+                    )
                 });
             if is_problem {
                 if let Some(content) = response.content.shift_remove("application/json") {
@@ -164,7 +168,10 @@ fn describe_every_response(api: &mut OpenApi) {
             response.description = match status.as_str() {
                 "200" => "OK",
                 "201" => "Created",
-                "400" => "A malformed request (`invalid_query`, `invalid_path`, `invalid_id`, `invalid_field`, `invalid_cursor`, `invalid_limit`, `out_of_range`, …)",
+                "400" => {
+                    "A malformed request (`invalid_query`, `invalid_path`, `invalid_id`, \
+                     `invalid_field`, `invalid_cursor`, `invalid_limit`, `out_of_range`, …)"
+                }
                 "404" => "`ledger_not_found`, or the named resource does not exist (`*_not_found`)",
                 "409" => "A conflict with the current state",
                 "422" => "A well-formed request that a ledger rule refuses",
@@ -244,7 +251,9 @@ fn document_headers(api: &mut OpenApi) {
     components.headers.insert(
         REQUEST_ID.to_owned(),
         RefOr::T(required(string_header(
-            "The request's id: the client's `X-Request-Id` when it sent a well-formed one (1 to 128 visible ASCII characters), else a generated UUID. Problem documents carry it as `request_id`.",
+            "The request's id: the client's `X-Request-Id` when it sent a well-formed one (1 to \
+             128 visible ASCII characters), else a generated UUID. Problem documents carry it as \
+             `request_id`.",
             Some("^[!-~]{1,128}$"),
         ))),
     );
@@ -258,7 +267,8 @@ fn document_headers(api: &mut OpenApi) {
                         .enum_values(Some(["true"])),
                 ))
                 .description(Some(
-                    "`true` when this is the recorded response to an earlier request with the same Idempotency-Key (byte for byte); absent otherwise.",
+                    "`true` when this is the recorded response to an earlier request with the \
+                     same Idempotency-Key (byte for byte); absent otherwise.",
                 ))
                 .build(),
         ),
@@ -513,7 +523,8 @@ mod tests {
         }
         assert!(
             undeclared.is_empty(),
-            "extension members missing from the Problem schema (src/http/problem.rs): {undeclared:?}"
+            "extension members missing from the Problem schema (src/http/problem.rs): \
+             {undeclared:?}"
         );
     }
 }

@@ -29,7 +29,11 @@ pub async fn live() -> HttpResponse {
 }
 
 /// The database answers and its migrations are current.
-#[utoipa::path(tag = "operations", security(()), responses((status = 200, body = HealthBody), (status = 503, body = HealthBody)))]
+#[utoipa::path(
+    tag = "operations",
+    security(()),
+    responses((status = 200, body = HealthBody), (status = 503, body = HealthBody))
+)]
 #[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.health.is_ready().await {
@@ -44,7 +48,11 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(tag = "operations", security(()), responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(
+    tag = "operations",
+    security(()),
+    responses((status = 200, content_type = "text/plain", body = String))
+)]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let body = state

@@ -340,9 +340,7 @@ impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> ApiError {
         tracing::error!(error = %error, "storage error");
         match error {
-            StorageError::Database(ref database)
-                if database.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
-            {
+            ref error if error.is_statement_timeout() => {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "database_timeout",
@@ -364,20 +362,35 @@ impl From<StorageError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> ApiError {
         match error {
-            WriteError::Overloaded => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_overloaded", "the ledger's write queue is full; retry shortly").retry_after(1),
+            WriteError::Overloaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_overloaded",
+                "the ledger's write queue is full; retry shortly",
+            )
+            .retry_after(1),
             WriteError::NotCommitted(reason) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_committed",
-                format!("nothing of this request was committed ({reason}); retry with the same Idempotency-Key"),
+                format!(
+                    "nothing of this request was committed ({reason}); retry with the same \
+                     Idempotency-Key"
+                ),
             )
             .retry_after(1),
             WriteError::OutcomeUnknown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "commit_outcome_unknown",
-                "the database connection broke during the commit and its outcome could not be read back; retry with the same Idempotency-Key (or the same id): it returns the committed result, or applies the request once",
+                "the database connection broke during the commit and its outcome could not be \
+                 read back; retry with the same Idempotency-Key (or the same id): it returns the \
+                 committed result, or applies the request once",
             )
             .retry_after(1),
-            WriteError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the service is shutting down; retry on another instance").retry_after(1),
+            WriteError::Stopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the service is shutting down; retry on another instance",
+            )
+            .retry_after(1),
         }
     }
 }

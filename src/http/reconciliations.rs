@@ -156,12 +156,42 @@ fn run_not_found(id: ReconciliationId) -> ApiError {
     request_body = CreateReconciliationRequest,
     responses(
         (status = 201, description = "Completed", body = ReconciliationBody),
-        (status = 200, description = "A run under this Idempotency-Key that failed", body = ReconciliationBody),
-        (status = 400, description = "`invalid_body`, `idempotency_key_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`ledger_not_found`, `statement_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`reconciliation_already_completed`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_field`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`reconciliation_failed`, `ledger_overloaded`, `not_committed`: retry with the same key", body = Problem, content_type = "application/problem+json"),
+        (
+            status = 200,
+            description = "A run under this Idempotency-Key that failed",
+            body = ReconciliationBody
+        ),
+        (
+            status = 400,
+            description = "`invalid_body`, `idempotency_key_required`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 404,
+            description = "`ledger_not_found`, `statement_not_found`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 409,
+            description = "`reconciliation_already_completed`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 422,
+            description = "`invalid_field`, `idempotency_key_reused`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 503,
+            description = "`reconciliation_failed`, `ledger_overloaded`, `not_committed`: retry \
+                           with the same key",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
     )
 )]
 #[post("/v1/ledgers/{ledger}/reconciliations")]
@@ -258,7 +288,11 @@ async fn complete_run(
         .compute_reconciliation_items(ledger.id, run.id.as_uuid())
         .await
     {
-        tracing::error!(error = %error, run = %run.id, "reconciliation items could not be computed");
+        tracing::error!(
+            error = %error,
+            run = %run.id,
+            "reconciliation items could not be computed"
+        );
         let reason = "the items could not be computed";
         state.storage.fail_run(ledger.id, run.id, reason).await?;
         return Err(ApiError::new(
@@ -409,11 +443,24 @@ fn normal_side_balance(
 /// A reconciliation run.
 #[utoipa::path(
     tag = "reconciliation",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Run id")),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Run id")
+    ),
     responses(
         (status = 200, body = ReconciliationBody),
-        (status = 400, description = "`invalid_id`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`ledger_not_found`, `reconciliation_not_found`", body = Problem, content_type = "application/problem+json"),
+        (
+            status = 400,
+            description = "`invalid_id`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 404,
+            description = "`ledger_not_found`, `reconciliation_not_found`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
     )
 )]
 #[get("/v1/ledgers/{ledger}/reconciliations/{id}")]
@@ -521,15 +568,29 @@ pub struct ItemPageBody {
 /// `items_digest` (every item, the run's own decisions, without resolutions).
 #[utoipa::path(
     tag = "reconciliation",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Run id"), ItemsQuery),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Run id"),
+        ItemsQuery
+    ),
     responses(
         (status = 200, body = ItemPageBody, content(
             (ItemPageBody = "application/json"),
             (String = "text/csv"),
             (String = "application/x-ndjson"),
         )),
-        (status = 400, description = "`invalid_id`, `invalid_query`, `invalid_cursor`, `invalid_limit`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`ledger_not_found`, `reconciliation_not_found`", body = Problem, content_type = "application/problem+json"),
+        (
+            status = 400,
+            description = "`invalid_id`, `invalid_query`, `invalid_cursor`, `invalid_limit`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 404,
+            description = "`ledger_not_found`, `reconciliation_not_found`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
     )
 )]
 #[get("/v1/ledgers/{ledger}/reconciliations/{id}/items")]
@@ -555,7 +616,10 @@ pub async fn list_items(
             ItemStatus::parse(text).ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_query",
-                    format!("status must be one of matched, mismatched, ambiguous, missing_in_ledger, missing_in_statement; got {text:?}"),
+                    format!(
+                        "status must be one of matched, mismatched, ambiguous, missing_in_ledger, \
+                         missing_in_statement; got {text:?}"
+                    ),
                 )
             })
         })
@@ -604,7 +668,8 @@ enum ItemsFormat {
 }
 
 const CSV_HEADER: &str = "item,status,rule,line,booking_date,reference,statement_amount,\
-ledger_amount,difference,transfer_ids,candidate_transfer_ids,resolution,resolution_transfer_id\n";
+                          ledger_amount,difference,transfer_ids,candidate_transfer_ids,resolution,\
+                          resolution_transfer_id\n";
 
 fn csv_field(text: &str) -> String {
     let needs_quotes = text.contains([',', '"', '\n', '\r']);
@@ -741,15 +806,48 @@ pub struct ResolvedItemBody {
 /// `reconciliation_item_resolved` event with the key as its actor.
 #[utoipa::path(
     tag = "reconciliation",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Run id"), ("item" = u64, Path, description = "Item number"), RequiredIdempotencyKeyHeader),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Run id"),
+        ("item" = u64, Path, description = "Item number"),
+        RequiredIdempotencyKeyHeader
+    ),
     request_body = ResolveItemRequest,
     responses(
         (status = 200, description = "Resolved", body = ResolvedItemBody),
-        (status = 400, description = "`invalid_body`, `invalid_field`, `idempotency_key_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`reconciliation_not_found`, `reconciliation_item_not_found`, `transfer_not_found`, `account_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`item_already_resolved`, `item_not_resolved`, `reconciliation_not_completed`, `account_frozen`, `account_closed`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_resolution`, `insufficient_funds`, `invalid_amount`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`ledger_overloaded`, `not_committed`: nothing was applied, retry", body = Problem, content_type = "application/problem+json"),
+        (
+            status = 400,
+            description = "`invalid_body`, `invalid_field`, `idempotency_key_required`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 404,
+            description = "`reconciliation_not_found`, `reconciliation_item_not_found`, \
+                           `transfer_not_found`, `account_not_found`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 409,
+            description = "`item_already_resolved`, `item_not_resolved`, \
+                           `reconciliation_not_completed`, `account_frozen`, `account_closed`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 422,
+            description = "`invalid_resolution`, `insufficient_funds`, `invalid_amount`, \
+                           `idempotency_key_reused`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 503,
+            description = "`ledger_overloaded`, `not_committed`: nothing was applied, retry",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
     )
 )]
 #[post("/v1/ledgers/{ledger}/reconciliations/{id}/items/{item}/resolve")]

@@ -41,7 +41,12 @@ pub async fn middleware(
         .and_then(accepted)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.path());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.path()
+    );
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), next.call(request))

@@ -159,14 +159,54 @@ impl StatementBody {
     ),
     responses(
         (status = 201, description = "Stored", body = StatementBody),
-        (status = 200, description = "The same bytes were stored before: that statement", body = StatementBody),
-        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`ledger_not_found`, `account_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`statement_exists`: these bytes are a statement of another account", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`statement_too_large`: over the byte or line limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`statement_invalid` (with `errors`: line, field, reason), `statement_unbalanced`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`not_committed`: nothing was stored, retry", body = Problem, content_type = "application/problem+json"),
+        (
+            status = 200,
+            description = "The same bytes were stored before: that statement",
+            body = StatementBody
+        ),
+        (
+            status = 400,
+            description = "`invalid_query`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 404,
+            description = "`ledger_not_found`, `account_not_found`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 409,
+            description = "`statement_exists`: these bytes are a statement of another account",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 413,
+            description = "`statement_too_large`: over the byte or line limit",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 415,
+            description = "`unsupported_media_type`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 422,
+            description = "`statement_invalid` (with `errors`: line, field, reason), \
+                           `statement_unbalanced`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 503,
+            description = "`not_committed`: nothing was stored, retry",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
     )
 )]
 #[post("/v1/ledgers/{ledger}/statements")]
@@ -221,7 +261,7 @@ pub async fn upload_statement(
             ))
             .json(StatementBody::new(ledger.name.as_str(), &record))),
         Err(UploadError::Api(error)) => Err(error),
-        Err(UploadError::Storage(error)) if is_unique_violation(&error) => {
+        Err(UploadError::Storage(error)) if error.is_unique_violation() => {
             // The same bytes were stored concurrently: that statement is the answer.
             let existing = state.storage.statement_by_hash(ledger.id, &sha256).await?;
             match existing {
@@ -465,10 +505,14 @@ fn header_of(
             StatusCode::UNPROCESSABLE_ENTITY,
             "statement_unbalanced",
             format!(
-                "opening balance + entries = {expected}, but the statement's closing balance is {stated}"
+                "opening balance + entries = {expected}, but the statement's closing balance is \
+                 {stated}"
             ),
         )
-        .with("expected_closing_balance", Value::String(expected.to_string()))
+        .with(
+            "expected_closing_balance",
+            Value::String(expected.to_string()),
+        )
         .with("closing_balance", Value::String(stated.to_string())));
     }
     let period_start = summary.period_start.unwrap_or(first).min(first);
@@ -577,19 +621,27 @@ fn add_to_totals(end: &mut ParseEnd, line: &StatementLine) {
     );
 }
 
-fn is_unique_violation(error: &StorageError) -> bool {
-    matches!(error, StorageError::Database(error)
-        if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION))
-}
-
 /// A stored statement.
 #[utoipa::path(
     tag = "reconciliation",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Statement id")),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Statement id")
+    ),
     responses(
         (status = 200, body = StatementBody),
-        (status = 400, description = "`invalid_id`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`ledger_not_found`, `statement_not_found`", body = Problem, content_type = "application/problem+json"),
+        (
+            status = 400,
+            description = "`invalid_id`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
+        (
+            status = 404,
+            description = "`ledger_not_found`, `statement_not_found`",
+            body = Problem,
+            content_type = "application/problem+json"
+        ),
     )
 )]
 #[get("/v1/ledgers/{ledger}/statements/{id}")]

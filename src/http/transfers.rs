@@ -29,15 +29,38 @@ use crate::writer::Outcome;
     request_body = CreateTransferRequest,
     responses(
         (status = 201, description = "Created", body = TransferBody),
-        (status = 200, description = "The same transfer, created before with this id", body = TransferBody),
-        (status = 400, description = "Malformed request (`invalid_body`, `invalid_field`)", body = Problem),
+        (
+            status = 200,
+            description = "The same transfer, created before with this id",
+            body = TransferBody
+        ),
+        (
+            status = 400,
+            description = "Malformed request (`invalid_body`, `invalid_field`)",
+            body = Problem
+        ),
         (status = 401, description = "`unauthenticated`, `invalid_api_key`", body = Problem),
         (status = 403, description = "`forbidden`, `ledger_forbidden`", body = Problem),
         (status = 404, description = "`ledger_not_found`, `account_not_found`", body = Problem),
-        (status = 409, description = "`transfer_exists_with_different_fields`, `account_frozen`, `account_closed`", body = Problem),
-        (status = 422, description = "`insufficient_funds`, `credits_exceed_debits`, `currency_mismatch`, `invalid_amount`, `same_debit_and_credit_account`, `unknown_currency`, `balance_overflow`, `idempotency_key_reused`", body = Problem),
+        (
+            status = 409,
+            description = "`transfer_exists_with_different_fields`, `account_frozen`, \
+                           `account_closed`",
+            body = Problem
+        ),
+        (
+            status = 422,
+            description = "`insufficient_funds`, `credits_exceed_debits`, `currency_mismatch`, \
+                           `invalid_amount`, `same_debit_and_credit_account`, `unknown_currency`, \
+                           `balance_overflow`, `idempotency_key_reused`",
+            body = Problem
+        ),
         (status = 429, description = "`rate_limited`", body = Problem),
-        (status = 503, description = "`ledger_overloaded`, `not_committed`: nothing was applied, retry", body = Problem),
+        (
+            status = 503,
+            description = "`ledger_overloaded`, `not_committed`: nothing was applied, retry",
+            body = Problem
+        ),
     )
 )]
 #[post("/v1/ledgers/{ledger}/transfers")]
@@ -66,8 +89,15 @@ pub async fn create_transfer(
 /// Get a transfer.
 #[utoipa::path(
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id")),
-    responses((status = 200, body = TransferBody), (status = 400, body = Problem), (status = 404, description = "`ledger_not_found`, `transfer_not_found`", body = Problem))
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Transfer id")
+    ),
+    responses(
+        (status = 200, body = TransferBody),
+        (status = 400, body = Problem),
+        (status = 404, description = "`ledger_not_found`, `transfer_not_found`", body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/transfers/{id}")]
 pub async fn get_transfer(
@@ -106,7 +136,11 @@ pub struct TransferListQuery {
 #[utoipa::path(
     tag = "transfers",
     params(("ledger" = String, Path, description = "Ledger name"), TransferListQuery),
-    responses((status = 200, body = PageBody<TransferBody>), (status = 400, body = Problem), (status = 404, body = Problem))
+    responses(
+        (status = 200, body = PageBody<TransferBody>),
+        (status = 400, body = Problem),
+        (status = 404, body = Problem)
+    )
 )]
 #[get("/v1/ledgers/{ledger}/transfers")]
 pub async fn list_transfers(
@@ -160,13 +194,28 @@ fn transfer_path(path: web::Path<(String, String)>) -> Result<(String, TransferI
 /// Post a pending transfer, in full or in part (the rest is released).
 #[utoipa::path(
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id"), RequiredIdempotencyKeyHeader),
-    request_body(content = Option<PostTransferRequest>, description = "Optional; an empty body posts the full amount"),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Transfer id"),
+        RequiredIdempotencyKeyHeader
+    ),
+    request_body(
+        content = Option<PostTransferRequest>,
+        description = "Optional; an empty body posts the full amount"
+    ),
     responses(
         (status = 200, description = "Posted", body = TransferBody),
         (status = 404, description = "`transfer_not_found`", body = Problem),
-        (status = 409, description = "`invalid_state_transition` (from, to), `account_frozen`", body = Problem),
-        (status = 422, description = "`post_amount_exceeds_pending`, `invalid_amount`", body = Problem),
+        (
+            status = 409,
+            description = "`invalid_state_transition` (from, to), `account_frozen`",
+            body = Problem
+        ),
+        (
+            status = 422,
+            description = "`post_amount_exceeds_pending`, `invalid_amount`",
+            body = Problem
+        ),
     )
 )]
 #[post("/v1/ledgers/{ledger}/transfers/{id}/post")]
@@ -196,7 +245,11 @@ pub async fn post_transfer(
 /// Void a pending transfer: its reservation is released.
 #[utoipa::path(
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id"), RequiredIdempotencyKeyHeader),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Transfer id"),
+        RequiredIdempotencyKeyHeader
+    ),
     request_body(content = Option<EmptyRequest>, description = "Empty, or `{}`"),
     responses(
         (status = 200, description = "Voided", body = TransferBody),
@@ -231,14 +284,35 @@ pub async fn void_transfer(
 /// `reverses` set; the original's `reversed_amount` grows. Repeatable while something remains.
 #[utoipa::path(
     tag = "transfers",
-    params(("ledger" = String, Path, description = "Ledger name"), ("id" = uuid::Uuid, Path, description = "Transfer id"), IdempotencyKeyHeader),
-    request_body(content = Option<ReverseTransferRequest>, description = "Optional; an empty body reverses what remains"),
+    params(
+        ("ledger" = String, Path, description = "Ledger name"),
+        ("id" = uuid::Uuid, Path, description = "Transfer id"),
+        IdempotencyKeyHeader
+    ),
+    request_body(
+        content = Option<ReverseTransferRequest>,
+        description = "Optional; an empty body reverses what remains"
+    ),
     responses(
         (status = 201, description = "The reversal", body = TransferBody),
-        (status = 200, description = "The same reversal, created before with this id", body = TransferBody),
+        (
+            status = 200,
+            description = "The same reversal, created before with this id",
+            body = TransferBody
+        ),
         (status = 404, description = "`transfer_not_found`", body = Problem),
-        (status = 409, description = "`invalid_state_transition`, `account_closed`, `transfer_exists_with_different_fields`", body = Problem),
-        (status = 422, description = "`reversal_exceeds_posted_amount`, `insufficient_funds`, `invalid_amount`", body = Problem),
+        (
+            status = 409,
+            description = "`invalid_state_transition`, `account_closed`, \
+                           `transfer_exists_with_different_fields`",
+            body = Problem
+        ),
+        (
+            status = 422,
+            description = "`reversal_exceeds_posted_amount`, `insufficient_funds`, \
+                           `invalid_amount`",
+            body = Problem
+        ),
     )
 )]
 #[post("/v1/ledgers/{ledger}/transfers/{id}/reverse")]
@@ -273,11 +347,32 @@ pub async fn reverse_transfer(
     request_body = TransferBatchRequest,
     responses(
         (status = 201, description = "Atomic: all applied", body = TransferBatchBody),
-        (status = 200, description = "Not atomic: each item with its own status; atomic: all existed already", body = TransferBatchBody),
-        (status = 400, description = "`batch_too_large`, `invalid_body`, `invalid_field`", body = Problem),
-        (status = 404, description = "Atomic: an item's `account_not_found` (`index`, `item_code`)", body = Problem),
-        (status = 409, description = "Atomic: an item's conflict (`index`, `item_code`)", body = Problem),
-        (status = 422, description = "Atomic: an item's refusal, e.g. `insufficient_funds` (`index`, `item_code`)", body = Problem),
+        (
+            status = 200,
+            description = "Not atomic: each item with its own status; atomic: all existed already",
+            body = TransferBatchBody
+        ),
+        (
+            status = 400,
+            description = "`batch_too_large`, `invalid_body`, `invalid_field`",
+            body = Problem
+        ),
+        (
+            status = 404,
+            description = "Atomic: an item's `account_not_found` (`index`, `item_code`)",
+            body = Problem
+        ),
+        (
+            status = 409,
+            description = "Atomic: an item's conflict (`index`, `item_code`)",
+            body = Problem
+        ),
+        (
+            status = 422,
+            description = "Atomic: an item's refusal, e.g. `insufficient_funds` (`index`, \
+                           `item_code`)",
+            body = Problem
+        ),
     )
 )]
 #[post("/v1/ledgers/{ledger}/transfers/batch")]

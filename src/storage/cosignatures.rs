@@ -72,7 +72,8 @@ impl Storage {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT tree_size, root_hash, note, key_id, issued_at FROM checkpoints WHERE ledger_id = $1 AND tree_size = $2",
+                "SELECT tree_size, root_hash, note, key_id, issued_at FROM checkpoints WHERE \
+                 ledger_id = $1 AND tree_size = $2",
                 &[&ledger_id, &seq_to_sql(tree_size)],
             )
             .await?;
@@ -105,7 +106,8 @@ impl Storage {
                 &format!(
                     "INSERT INTO checkpoint_cosignatures (ledger_id, {COLUMNS}) \
                      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-                     WHERE (SELECT count(*) FROM checkpoint_cosignatures WHERE ledger_id = $1 AND tree_size = $2) < $10 \
+                     WHERE (SELECT count(*) FROM checkpoint_cosignatures WHERE ledger_id = $1 AND \
+                     tree_size = $2) < $10 \
                      ON CONFLICT (ledger_id, tree_size, key_id, public_key) DO NOTHING \
                      RETURNING {COLUMNS}"
                 ),
@@ -157,10 +159,15 @@ impl Storage {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM checkpoint_cosignatures WHERE ledger_id = $1 AND tree_size = $2 \
+                    "SELECT {COLUMNS} FROM checkpoint_cosignatures WHERE ledger_id = $1 AND \
+                     tree_size = $2 \
                      ORDER BY received_at, key_id, public_key LIMIT $3"
                 ),
-                &[&ledger_id, &seq_to_sql(tree_size), &MAX_COSIGNATURES_PER_CHECKPOINT],
+                &[
+                    &ledger_id,
+                    &seq_to_sql(tree_size),
+                    &MAX_COSIGNATURES_PER_CHECKPOINT,
+                ],
             )
             .await?;
         rows.iter().map(cosignature_from_row).collect()

@@ -129,7 +129,13 @@ impl Storage {
         let client = self.client().await?;
         let limit_plus_one = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
         let rows = client
-            .query(&format!("SELECT {COLUMNS} FROM api_keys WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"), &[&after, &limit_plus_one])
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM api_keys WHERE $1::uuid IS NULL OR id > $1 ORDER BY id \
+                     LIMIT $2"
+                ),
+                &[&after, &limit_plus_one],
+            )
             .await?;
         let more = rows.len() > limit;
         let keys = rows
@@ -161,7 +167,11 @@ impl Storage {
     pub async fn has_admin_key(&self) -> Result<bool, StorageError> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT EXISTS (SELECT FROM api_keys WHERE role = 'admin' AND ledgers IS NULL AND revoked_at IS NULL)", &[])
+            .query_one(
+                "SELECT EXISTS (SELECT FROM api_keys WHERE role = 'admin' AND ledgers IS NULL AND \
+                 revoked_at IS NULL)",
+                &[],
+            )
             .await?;
         Ok(row.get(0))
     }
@@ -177,9 +187,18 @@ pub(super) async fn insert_api_key(
         .map(|names| names.iter().map(LedgerName::as_str).collect());
     client
         .execute(
-            "INSERT INTO api_keys (id, name, role, ledgers, token_sha256, created_at, created_by, revoked_at) \
+            "INSERT INTO api_keys (id, name, role, ledgers, token_sha256, created_at, created_by, \
+             revoked_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
-            &[&key.id, &key.name, &key.role.as_str(), &ledgers, &key.token_sha256.0.as_slice(), &to_sql_time(key.created_at), &key.created_by],
+            &[
+                &key.id,
+                &key.name,
+                &key.role.as_str(),
+                &ledgers,
+                &key.token_sha256.0.as_slice(),
+                &to_sql_time(key.created_at),
+                &key.created_by,
+            ],
         )
         .await?;
     Ok(())

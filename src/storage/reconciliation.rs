@@ -56,7 +56,8 @@ pub(super) async fn lock_and_load_runs(
             // One probe of the primary key per run, whatever the statistics (see `BEGIN_BATCH`).
             "SELECT r.id, r.account_id, r.item_count FROM unnest($2::uuid[]) AS wanted (id) \
              CROSS JOIN LATERAL (SELECT id, account_id, item_count FROM reconciliation_runs \
-                 WHERE ledger_id = $1 AND id = wanted.id AND state = 'completed' OFFSET 0 FOR UPDATE) AS r",
+                 WHERE ledger_id = $1 AND id = wanted.id AND state = 'completed' OFFSET 0 FOR \
+                 UPDATE) AS r",
             &[&ledger_id, &ids],
         )
         .await?;
@@ -110,9 +111,15 @@ pub(super) async fn complete_runs(
     for run in runs {
         let updated = client
             .execute(
-                "UPDATE reconciliation_runs SET state = 'completed', completed_seq = $3, completed_at = $4 \
+                "UPDATE reconciliation_runs SET state = 'completed', completed_seq = $3, \
+                 completed_at = $4 \
                  WHERE ledger_id = $1 AND id = $2 AND state = 'running' AND items_ready",
-                &[&ledger_id, &run.id.as_uuid(), &seq_to_sql(run.seq), &to_sql_time(run.at)],
+                &[
+                    &ledger_id,
+                    &run.id.as_uuid(),
+                    &seq_to_sql(run.seq),
+                    &to_sql_time(run.at),
+                ],
             )
             .await?;
         if updated != 1 {
@@ -299,7 +306,8 @@ impl Storage {
         let row = client
             .query_opt(
                 &format!(
-                    "SELECT {STATEMENT_COLUMNS} FROM statements WHERE ledger_id = $1 AND sha256 = $2"
+                    "SELECT {STATEMENT_COLUMNS} FROM statements WHERE ledger_id = $1 AND sha256 = \
+                     $2"
                 ),
                 &[&ledger_id, &sha256.as_slice()],
             )
@@ -395,14 +403,16 @@ impl StatementUpload {
         let duplicates: i64 = client
             .query_one(
                 "WITH stored AS ( \
-                   INSERT INTO statement_lines (ledger_id, statement_id, line_no, number, external_id, \
+                   INSERT INTO statement_lines (ledger_id, statement_id, line_no, number, \
+                   external_id, \
                      booking_date, value_date, amount, reference, description, duplicate_of) \
                    SELECT $1, $2, line_no, number, external_id, booking_date, value_date, amount, \
                      reference, description, NULLIF(LEAST( \
                        CASE WHEN external_id IS NOT NULL THEN \
                          min(line_no) OVER (PARTITION BY external_id) END, \
                        CASE WHEN reference IS NOT NULL THEN \
-                         min(line_no) OVER (PARTITION BY reference, booking_date, amount) END), line_no) \
+                         min(line_no) OVER (PARTITION BY reference, booking_date, amount) END), \
+                         line_no) \
                    FROM upload_lines RETURNING duplicate_of) \
                  SELECT count(*) FILTER (WHERE duplicate_of IS NOT NULL) FROM stored",
                 &[&ledger_id, &header.id.as_uuid()],
@@ -414,7 +424,8 @@ impl StatementUpload {
             .query_one(
                 &format!(
                     "INSERT INTO statements (ledger_id, {STATEMENT_COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                     $18, $19) \
                      RETURNING {STATEMENT_COLUMNS}"
                 ),
                 &[
@@ -632,7 +643,9 @@ impl Storage {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {RUN_COLUMNS} FROM reconciliation_runs WHERE ledger_id = $1 AND id = $2"),
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM reconciliation_runs WHERE ledger_id = $1 AND id = $2"
+                ),
                 &[&ledger_id, &id.as_uuid()],
             )
             .await?;

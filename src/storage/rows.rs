@@ -220,3 +220,33 @@ pub fn journal_event_from_row(
         hash: hash_from_sql(row.get("hash"))?,
     })
 }
+
+/// What a database error means to the layers above, so that they never look at SQLSTATE codes
+/// themselves. (These belong next to `StorageError` in `storage/mod.rs`; they live here until
+/// that file is free to edit.)
+impl StorageError {
+    /// The statement ran out of its `statement_timeout` (SQLSTATE 57014).
+    pub fn is_statement_timeout(&self) -> bool {
+        self.sqlstate() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+    }
+
+    /// A unique constraint refused the row (SQLSTATE 23505).
+    pub fn is_unique_violation(&self) -> bool {
+        self.sqlstate() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    }
+
+    /// The database refused the data (SQLSTATE classes 22 data exception, 23 constraint
+    /// violation, 54 program limit), as opposed to failing to run the statement (connection,
+    /// timeout).
+    pub fn is_refused_data(&self) -> bool {
+        self.sqlstate()
+            .is_some_and(|code| matches!(code.code().get(..2), Some("22" | "23" | "54")))
+    }
+
+    fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match self {
+            StorageError::Database(error) => error.code(),
+            _ => None,
+        }
+    }
+}

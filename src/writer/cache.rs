@@ -10,8 +10,9 @@ use crate::storage::batch::HeldAccounts;
 
 /// The accounts the writer committed last, current while the ledger's chain head is still
 /// `head` (seq and hash: a seq alone could be reached again by another history, after a failover
-/// to a replica that lost the tail): a batch loads only the accounts missing here. Another process writing the ledger
-/// moves the head, and the batch then loads everything (see `storage::batch::HeldAccounts`).
+/// to a replica that lost the tail): a batch loads only the accounts missing here. Another process
+/// writing the ledger moves the head, and the batch then loads everything (see
+/// `storage::batch::HeldAccounts`).
 #[derive(Default)]
 pub(super) struct AccountCache {
     head: Option<ChainHead>,

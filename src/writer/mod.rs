@@ -130,7 +130,10 @@ struct Job {
     reply: oneshot::Sender<Result<Answer, WriteError>>,
 }
 
-/// Reads the wall clock for the writer: the only clock of the write path.
+/// The service's wall clock, in the journal's precision (µs). The writer reads it once per
+/// batch (the batch's `at` is `max(now(), head.last_at)`); the shell also reads it wherever it
+/// timestamps a row itself (ledger creation, API keys, checkpoints, statements, runs). The core
+/// (`domain`, `audit`) never reads a clock: time is an argument there.
 pub fn now() -> Timestamp {
     let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     Timestamp::from_unix_micros(i64::try_from(nanos / 1000).expect("the clock is in range"))
@@ -251,17 +254,6 @@ async fn run_writer(
     }
 }
 
-/// Whether the database refused the batch's data (SQLSTATE classes 22 data exception, 23
-/// constraint violation, 54 program limit), as opposed to failing to run it (connection, timeout).
-fn database_refused_data(error: &StorageError) -> bool {
-    match error {
-        StorageError::Database(error) => error
-            .code()
-            .is_some_and(|code| matches!(code.code().get(..2), Some("22" | "23" | "54"))),
-        _ => false,
-    }
-}
-
 /// How many commands a job counts for against the batch limit (at least one).
 fn job_weight(job: &Job) -> usize {
     job.commands
@@ -338,7 +330,7 @@ async fn commit_jobs(
                 let _ = job.reply.send(answer);
             }
         }
-        Err(error) if jobs.len() > 1 && database_refused_data(&error) => {
+        Err(error) if jobs.len() > 1 && error.is_refused_data() => {
             tracing::warn!(
                 ledger = %ledger.name,
                 error = %error,

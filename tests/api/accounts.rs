@@ -8,7 +8,13 @@ use crate::helpers::spawn_app;
 async fn an_opened_account_starts_active_with_zero_balances() {
     let app = spawn_app().await;
     app.create_ledger("main").await;
-    let body = json!({"code": "customer:42:wallet", "currency": "EUR", "normal_side": "credit", "debits_must_not_exceed_credits": true, "metadata": {"customer": 42}});
+    let body = json!({
+        "code": "customer:42:wallet",
+        "currency": "EUR",
+        "normal_side": "credit",
+        "debits_must_not_exceed_credits": true,
+        "metadata": {"customer": 42}
+    });
     let reply = app.post("/v1/ledgers/main/accounts", &body).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let account = &reply.body;
@@ -117,12 +123,23 @@ async fn malformed_account_requests_are_refused() {
             "invalid_body",
         ),
         (
-            json!({"code": "a", "currency": "EUR", "normal_side": "debit", "debits_must_not_exceed_credits": true, "credits_must_not_exceed_debits": true}),
+            json!({
+                "code": "a",
+                "currency": "EUR",
+                "normal_side": "debit",
+                "debits_must_not_exceed_credits": true,
+                "credits_must_not_exceed_debits": true
+            }),
             StatusCode::BAD_REQUEST,
             "invalid_field",
         ),
         (
-            json!({"code": "a", "currency": "EUR", "normal_side": "debit", "metadata": {"x": "y".repeat(5000)}}),
+            json!({
+                "code": "a",
+                "currency": "EUR",
+                "normal_side": "debit",
+                "metadata": {"x": "y".repeat(5000)}
+            }),
             StatusCode::BAD_REQUEST,
             "invalid_field",
         ),

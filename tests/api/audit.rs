@@ -57,7 +57,16 @@ pub async fn ledger_with_transfers(app: &TestApp, count: usize) -> (Uuid, Uuid) 
     let mut left = count;
     while left > 0 {
         let size = left.min(1000);
-        let items: Vec<Value> = (0..size).map(|_| json!({"debit_account_id": world, "credit_account_id": wallet, "amount": "0.01", "currency": "EUR"})).collect();
+        let items: Vec<Value> = (0..size)
+            .map(|_| {
+                json!({
+                    "debit_account_id": world,
+                    "credit_account_id": wallet,
+                    "amount": "0.01",
+                    "currency": "EUR"
+                })
+            })
+            .collect();
         let reply = app
             .post(
                 "/v1/ledgers/main/transfers/batch",
@@ -191,7 +200,18 @@ async fn an_account_shows_every_posting_with_its_running_balance_and_its_balance
         .await;
     let wallet = app.open_account("main", "wallet", json!({})).await;
     app.transfer("main", world, wallet, "10.00").await;
-    let hold = app.post("/v1/ledgers/main/transfers", &json!({"debit_account_id": wallet, "credit_account_id": world, "amount": "4.00", "currency": "EUR", "pending": true})).await;
+    let hold = app
+        .post(
+            "/v1/ledgers/main/transfers",
+            &json!({
+                "debit_account_id": wallet,
+                "credit_account_id": world,
+                "amount": "4.00",
+                "currency": "EUR",
+                "pending": true
+            }),
+        )
+        .await;
     let hold = hold.body["id"].as_str().unwrap().to_owned();
     app.post(
         &format!("/v1/ledgers/main/transfers/{hold}/post"),
@@ -255,7 +275,18 @@ async fn an_account_shows_every_posting_with_its_running_balance_and_its_balance
 async fn a_transfers_audit_lists_its_events_each_proven_in_the_latest_checkpoint() {
     let app = spawn_app().await;
     let (world, wallet) = ledger_with_transfers(&app, 3).await;
-    let hold = app.post("/v1/ledgers/main/transfers", &json!({"debit_account_id": world, "credit_account_id": wallet, "amount": "5.00", "currency": "EUR", "pending": true})).await;
+    let hold = app
+        .post(
+            "/v1/ledgers/main/transfers",
+            &json!({
+                "debit_account_id": world,
+                "credit_account_id": wallet,
+                "amount": "5.00",
+                "currency": "EUR",
+                "pending": true
+            }),
+        )
+        .await;
     let id = hold.body["id"].as_str().unwrap().to_owned();
     app.post(&format!("/v1/ledgers/main/transfers/{id}/post"), &json!({}))
         .await;

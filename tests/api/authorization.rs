@@ -487,9 +487,9 @@ async fn every_route_answers_every_caller_as_the_authorization_matrix_says() {
     assert_eq!(checked, MATRIX.len() * callers.len());
     assert!(
         uncovered.is_empty() && failures.is_empty(),
-        "the authorization matrix does not hold.\n\
-         Routes documented and in the matrix differ ({}):\n  {}\n\
-         Answers that differ from the matrix ({} of {checked} route × caller checks):\n  {}",
+        "the authorization matrix does not hold.\nRoutes documented and in the matrix differ \
+         ({}):\n  {}\nAnswers that differ from the matrix ({} of {checked} route × caller \
+         checks):\n  {}",
         uncovered.len(),
         uncovered.join("\n  "),
         failures.len(),
@@ -649,7 +649,12 @@ async fn the_actor_of_every_event_is_the_id_of_the_key_that_caused_it() {
     }
     let transfer = send(
         "/v1/ledgers/main/transfers",
-        json!({"debit_account_id": accounts[0], "credit_account_id": accounts[1], "amount": "1.00", "currency": "EUR"}),
+        json!({
+            "debit_account_id": accounts[0],
+            "credit_account_id": accounts[1],
+            "amount": "1.00",
+            "currency": "EUR"
+        }),
         writer,
     )
     .await;
@@ -699,11 +704,22 @@ async fn a_client_cannot_set_the_actor_of_an_event() {
     let cases = [
         (
             "/v1/ledgers/main/transfers",
-            json!({"debit_account_id": a, "credit_account_id": b, "amount": "1.00", "currency": "EUR", "actor": "someone-else"}),
+            json!({
+                "debit_account_id": a,
+                "credit_account_id": b,
+                "amount": "1.00",
+                "currency": "EUR",
+                "actor": "someone-else"
+            }),
         ),
         (
             "/v1/ledgers/main/accounts",
-            json!({"code": "c", "currency": "EUR", "normal_side": "credit", "actor": "someone-else"}),
+            json!({
+                "code": "c",
+                "currency": "EUR",
+                "normal_side": "credit",
+                "actor": "someone-else"
+            }),
         ),
         (
             "/v1/ledgers",

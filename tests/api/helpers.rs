@@ -316,7 +316,12 @@ impl TestApp {
     }
 
     pub async fn transfer(&self, ledger: &str, debit: Uuid, credit: Uuid, amount: &str) -> Reply {
-        let body = json!({ "debit_account_id": debit, "credit_account_id": credit, "amount": amount, "currency": "EUR" });
+        let body = json!({
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "currency": "EUR"
+        });
         self.post(&format!("/v1/ledgers/{ledger}/transfers"), &body)
             .await
     }
@@ -440,7 +445,8 @@ pub async fn assert_balance_invariants_in_database(database: &tokio_postgres::Co
     let unbalanced = client
         .query(
             "SELECT ledger_id, currency FROM accounts GROUP BY ledger_id, currency \
-             HAVING sum(posted_debits) <> sum(posted_credits) OR sum(pending_debits) <> sum(pending_credits)",
+             HAVING sum(posted_debits) <> sum(posted_credits) OR sum(pending_debits) <> \
+             sum(pending_credits)",
             &[],
         )
         .await
@@ -454,9 +460,12 @@ pub async fn assert_balance_invariants_in_database(database: &tokio_postgres::Co
         .query(
             "SELECT a.id FROM accounts a LEFT JOIN ( \
                  SELECT ledger_id, account_id, \
-                   sum(posted_delta) FILTER (WHERE side = 'debit') AS pd, sum(posted_delta) FILTER (WHERE side = 'credit') AS pc, \
-                   sum(pending_delta) FILTER (WHERE side = 'debit') AS nd, sum(pending_delta) FILTER (WHERE side = 'credit') AS nc \
-                 FROM postings GROUP BY ledger_id, account_id) p ON p.ledger_id = a.ledger_id AND p.account_id = a.id \
+                   sum(posted_delta) FILTER (WHERE side = 'debit') AS pd, sum(posted_delta) FILTER \
+                   (WHERE side = 'credit') AS pc, \
+                   sum(pending_delta) FILTER (WHERE side = 'debit') AS nd, sum(pending_delta) \
+                   FILTER (WHERE side = 'credit') AS nc \
+                 FROM postings GROUP BY ledger_id, account_id) p ON p.ledger_id = a.ledger_id AND \
+                 p.account_id = a.id \
              WHERE a.posted_debits <> coalesce(p.pd, 0) OR a.posted_credits <> coalesce(p.pc, 0) \
                 OR a.pending_debits <> coalesce(p.nd, 0) OR a.pending_credits <> coalesce(p.nc, 0)",
             &[],

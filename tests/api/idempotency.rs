@@ -25,7 +25,12 @@ async fn ledger_with_wallet(app: &TestApp) -> (Uuid, Uuid) {
 }
 
 fn transfer_body(debit: Uuid, credit: Uuid, amount: &str) -> Value {
-    json!({"debit_account_id": debit, "credit_account_id": credit, "amount": amount, "currency": "EUR"})
+    json!({
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": amount,
+        "currency": "EUR"
+    })
 }
 
 async fn post_with_key(app: &TestApp, path: &str, body: &Value, key: &str) -> Reply {
@@ -64,7 +69,12 @@ async fn a_retry_with_the_same_key_replays_the_original_response_byte_for_byte()
     assert_eq!(first.status, StatusCode::CREATED);
     assert!(!replayed(&first));
     // The same request, its keys in another order: the canonical body is the same.
-    let reordered = json!({"currency": "EUR", "amount": "5.00", "credit_account_id": wallet, "debit_account_id": world});
+    let reordered = json!({
+        "currency": "EUR",
+        "amount": "5.00",
+        "credit_account_id": wallet,
+        "debit_account_id": world
+    });
     let retry = post_with_key(&app, "/v1/ledgers/main/transfers", &reordered, "payment-1").await;
     assert_eq!(retry.status, StatusCode::CREATED);
     assert_eq!(retry.text, first.text, "byte-identical body");

@@ -53,7 +53,10 @@ async fn malformed_ledger_requests_are_refused_with_a_clear_code() {
             "invalid_field",
         ),
         (
-            json!({"name": "ok", "assets": [{"code": "PTS", "scale": 0}, {"code": "PTS", "scale": 1}]}),
+            json!({
+                "name": "ok",
+                "assets": [{"code": "PTS", "scale": 0}, {"code": "PTS", "scale": 1}]
+            }),
             "invalid_field",
         ),
     ];

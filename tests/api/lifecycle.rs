@@ -38,7 +38,13 @@ async fn pending(
     amount: &str,
     timeout_seconds: Option<u32>,
 ) -> String {
-    let mut body = json!({"debit_account_id": debit, "credit_account_id": credit, "amount": amount, "currency": "EUR", "pending": true});
+    let mut body = json!({
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": amount,
+        "currency": "EUR",
+        "pending": true
+    });
     if let Some(seconds) = timeout_seconds {
         body["timeout_seconds"] = json!(seconds);
     }
@@ -464,7 +470,12 @@ async fn expiry_racing_a_post_on_two_instances_has_exactly_one_outcome() {
 }
 
 fn batch_item(debit: Uuid, credit: Uuid, amount: &str, currency: &str) -> Value {
-    json!({"debit_account_id": debit, "credit_account_id": credit, "amount": amount, "currency": currency})
+    json!({
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": amount,
+        "currency": currency
+    })
 }
 
 #[tokio::test]
@@ -549,7 +560,16 @@ async fn a_split_payment_and_an_fx_pair_are_atomic_batches() {
     let fees = app.open_account("main", "fees", json!({})).await;
     // Split: the customer pays 100.00, the merchant gets 97.00 and the platform 3.00.
     let split = app
-        .post("/v1/ledgers/main/transfers/batch", &json!({"atomic": true, "transfers": [batch_item(customer, merchant, "97.00", "EUR"), batch_item(customer, fees, "3.00", "EUR")]}))
+        .post(
+            "/v1/ledgers/main/transfers/batch",
+            &json!({
+                "atomic": true,
+                "transfers": [
+                    batch_item(customer, merchant, "97.00", "EUR"),
+                    batch_item(customer, fees, "3.00", "EUR")
+                ]
+            }),
+        )
         .await;
     assert_eq!(split.status, StatusCode::CREATED, "{}", split.text);
     assert_eq!(split.body["results"].as_array().unwrap().len(), 2);
@@ -568,7 +588,16 @@ async fn a_split_payment_and_an_fx_pair_are_atomic_batches() {
         .open_account("main", "merchant:usd", json!({"currency": "USD"}))
         .await;
     let fx = app
-        .post("/v1/ledgers/main/transfers/batch", &json!({"atomic": true, "transfers": [batch_item(merchant, eur_pool, "50.00", "EUR"), batch_item(usd_pool, merchant_usd, "54.00", "USD")]}))
+        .post(
+            "/v1/ledgers/main/transfers/batch",
+            &json!({
+                "atomic": true,
+                "transfers": [
+                    batch_item(merchant, eur_pool, "50.00", "EUR"),
+                    batch_item(usd_pool, merchant_usd, "54.00", "USD")
+                ]
+            }),
+        )
         .await;
     assert_eq!(fx.status, StatusCode::CREATED, "{}", fx.text);
     assert_eq!(
@@ -623,7 +652,18 @@ async fn a_batch_has_one_to_a_thousand_transfers() {
         app.account("main", wallet).await["posted_balance"],
         "110.00"
     );
-    let bad_item = app.post("/v1/ledgers/main/transfers/batch", &json!({"atomic": true, "transfers": [batch_item(world, wallet, "1", "EUR"), batch_item(world, wallet, "1.001", "EUR")]})).await;
+    let bad_item = app
+        .post(
+            "/v1/ledgers/main/transfers/batch",
+            &json!({
+                "atomic": true,
+                "transfers": [
+                    batch_item(world, wallet, "1", "EUR"),
+                    batch_item(world, wallet, "1.001", "EUR")
+                ]
+            }),
+        )
+        .await;
     assert_eq!(
         (bad_item.code(), bad_item.body["index"].as_u64()),
         ("invalid_amount", Some(1))

@@ -258,7 +258,14 @@ async fn field_sizes_over_their_limits_are_refused_and_those_at_the_limit_accept
     let b = app.open_account("main", "b", json!({})).await;
 
     // Accounts: code ≤ 128 characters, metadata ≤ 4 KiB.
-    let account = |code: String, metadata: Value| json!({"code": code, "currency": "EUR", "normal_side": "credit", "metadata": metadata});
+    let account = |code: String, metadata: Value| {
+        json!({
+            "code": code,
+            "currency": "EUR",
+            "normal_side": "credit",
+            "metadata": metadata
+        })
+    };
     let accounts = "/v1/ledgers/main/accounts";
     let reply = app
         .post(accounts, &account("c".repeat(128), metadata_of(4096)))
@@ -286,7 +293,12 @@ async fn field_sizes_over_their_limits_are_refused_and_those_at_the_limit_accept
     // Transfers: reference ≤ 128 characters, description ≤ 512, code ≤ 64, metadata ≤ 4 KiB.
     let transfers = "/v1/ledgers/main/transfers";
     let transfer = |extra: Value| {
-        let mut body = json!({"debit_account_id": a, "credit_account_id": b, "amount": "1.00", "currency": "EUR"});
+        let mut body = json!({
+            "debit_account_id": a,
+            "credit_account_id": b,
+            "amount": "1.00",
+            "currency": "EUR"
+        });
         body.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
@@ -315,7 +327,14 @@ async fn field_sizes_over_their_limits_are_refused_and_those_at_the_limit_accept
     // Amounts: below 10^28 minor units (28 digits) accepted, beyond refused.
     let c = app.open_account("main", "c", json!({})).await;
     let d = app.open_account("main", "d", json!({})).await;
-    let amount = |amount: String| json!({"debit_account_id": c, "credit_account_id": d, "amount": amount, "currency": "EUR"});
+    let amount = |amount: String| {
+        json!({
+            "debit_account_id": c,
+            "credit_account_id": d,
+            "amount": amount,
+            "currency": "EUR"
+        })
+    };
     let largest = format!("{}.99", "9".repeat(26));
     let reply = app.post(transfers, &amount(largest.clone())).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
@@ -438,8 +457,8 @@ async fn hold_the_chain_head(app: &TestApp, ledger: &str) -> tokio_postgres::Cli
     holder.batch_execute("BEGIN").await.unwrap();
     let locked = holder
         .query(
-            "SELECT h.ledger_id FROM ledger_heads h JOIN ledgers l ON l.id = h.ledger_id \
-             WHERE l.name = $1 FOR UPDATE OF h",
+            "SELECT h.ledger_id FROM ledger_heads h JOIN ledgers l ON l.id = h.ledger_id WHERE \
+             l.name = $1 FOR UPDATE OF h",
             &[&ledger],
         )
         .await
@@ -455,8 +474,8 @@ async fn until_the_service_waits_on_a_lock(observer: &tokio_postgres::Client) {
     loop {
         let waiting: i64 = observer
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND application_name = 'ledger' AND wait_event_type = 'Lock'",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND \
+                 application_name = 'ledger' AND wait_event_type = 'Lock'",
                 &[],
             )
             .await
@@ -695,8 +714,8 @@ async fn a_body_that_stops_arriving_gets_a_408_problem_instead_of_holding_a_work
     for (path, content_type, token) in requests {
         let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: {content_type}\r\nIdempotency-Key: slow\r\nContent-Length: 100\r\n\r\n{{\"na"
+            "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Type: \
+             {content_type}\r\nIdempotency-Key: slow\r\nContent-Length: 100\r\n\r\n{{\"na"
         );
         stream.write_all(head.as_bytes()).await.unwrap();
         let mut response = vec![0u8; 4096];

@@ -106,7 +106,12 @@ impl Bank {
 
     /// Money into the bank account (a transfer that debits it).
     async fn pay_in(&self, amount: &str, reference: Option<&str>) -> Uuid {
-        let mut body = json!({"debit_account_id": self.bank, "credit_account_id": self.counter, "amount": amount, "currency": "EUR"});
+        let mut body = json!({
+            "debit_account_id": self.bank,
+            "credit_account_id": self.counter,
+            "amount": amount,
+            "currency": "EUR"
+        });
         if let Some(reference) = reference {
             body["reference"] = json!(reference);
         }
@@ -115,7 +120,12 @@ impl Bank {
 
     /// Money out of the bank account (a transfer that credits it).
     async fn pay_out(&self, amount: &str, reference: Option<&str>) -> Uuid {
-        let mut body = json!({"debit_account_id": self.counter, "credit_account_id": self.bank, "amount": amount, "currency": "EUR"});
+        let mut body = json!({
+            "debit_account_id": self.counter,
+            "credit_account_id": self.bank,
+            "amount": amount,
+            "currency": "EUR"
+        });
         if let Some(reference) = reference {
             body["reference"] = json!(reference);
         }
@@ -123,8 +133,14 @@ impl Bank {
     }
 
     async fn pending_in(&self, amount: &str) -> Uuid {
-        self.post_transfer(json!({"debit_account_id": self.bank, "credit_account_id": self.counter, "amount": amount, "currency": "EUR", "pending": true}))
-            .await
+        self.post_transfer(json!({
+            "debit_account_id": self.bank,
+            "credit_account_id": self.counter,
+            "amount": amount,
+            "currency": "EUR",
+            "pending": true
+        }))
+        .await
     }
 
     async fn act(&self, id: Uuid, action: &str, body: Value) -> Value {
@@ -182,7 +198,8 @@ impl Bank {
                 .execute(
                     "INSERT INTO statement_lines (ledger_id, statement_id, line_no, number, \
                        booking_date, amount, reference) \
-                     SELECT $1, $2, $3, $3 + 1, (h.last_at AT TIME ZONE 'UTC')::date + $4::integer, \
+                     SELECT $1, $2, $3, $3 + 1, (h.last_at AT TIME ZONE 'UTC')::date + \
+                     $4::integer, \
                        $5::text::numeric, $6 \
                      FROM ledger_heads h WHERE h.ledger_id = $1",
                     &[

@@ -52,7 +52,8 @@ async fn the_served_openapi_document_is_the_committed_one() {
         .expect("openapi/openapi.json parses");
     assert!(
         served.body == committed,
-        "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > openapi/openapi.json`"
+        "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > \
+         openapi/openapi.json`"
     );
     assert_eq!(served.body["openapi"], "3.1.0");
     let description = served.body["info"]["description"].as_str().unwrap();

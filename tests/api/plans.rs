@@ -24,16 +24,23 @@ fn scans_of<'a>(node: &'a Value, table: &str, found: &mut Vec<&'a Value>) {
 async fn grow(owner: &tokio_postgres::Client, from: i64, to: i64) {
     owner
         .batch_execute(&format!(
-            "INSERT INTO accounts (ledger_id, id, code, currency, scale, normal_side, balance_constraint, \
+            "INSERT INTO accounts (ledger_id, id, code, currency, scale, normal_side, \
+             balance_constraint, \
                  status, metadata, posted_debits, posted_credits, pending_debits, pending_credits, \
                  created_at, opened_seq) \
-               SELECT 1, md5(n::text)::uuid, 'a' || n, 'EUR', 2, 'credit', 'none', 'active', '{{}}', \
+               SELECT 1, md5(n::text)::uuid, 'a' || n, 'EUR', 2, 'credit', 'none', 'active', \
+               '{{}}', \
                  0, 0, 0, 0, now(), 1000 + n FROM generate_series({from}, {to} - 1) AS n; \
-             INSERT INTO transfers (ledger_id, id, debit_account_id, credit_account_id, amount, currency, \
-                 metadata, pending, state, posted_amount, reversed_amount, created_at, journal_seq) \
-               SELECT 1, md5('t' || n)::uuid, md5(n::text)::uuid, md5((n + 1)::text)::uuid, 1, 'EUR', \
-                 '{{}}', false, 'posted', 1, 0, now(), 1000 + n FROM generate_series({from}, {to} - 1) AS n; \
-             INSERT INTO idempotency_keys (api_key_id, key, fingerprint, status, content_type, body, created_at) \
+             INSERT INTO transfers (ledger_id, id, debit_account_id, credit_account_id, amount, \
+             currency, \
+                 metadata, pending, state, posted_amount, reversed_amount, created_at, \
+                 journal_seq) \
+               SELECT 1, md5('t' || n)::uuid, md5(n::text)::uuid, md5((n + 1)::text)::uuid, 1, \
+               'EUR', \
+                 '{{}}', false, 'posted', 1, 0, now(), 1000 + n FROM generate_series({from}, {to} \
+                 - 1) AS n; \
+             INSERT INTO idempotency_keys (api_key_id, key, fingerprint, status, content_type, \
+             body, created_at) \
                SELECT md5('k' || (n % 7))::uuid, 'key-' || n, sha256(n::text::bytea), 201, \
                  'application/json', '{{}}', now() FROM generate_series({from}, {to} - 1) AS n"
         ))
@@ -90,14 +97,16 @@ async fn assert_every_batch_statement_probes_its_keys(
         for column in key_columns {
             assert!(
                 condition.contains(&format!("({column} = ")),
-                "at {rows} rows, {name}: {table} must be probed on {key_columns:?}, got {condition}: {plan}"
+                "at {rows} rows, {name}: {table} must be probed on {key_columns:?}, got \
+                 {condition}: {plan}"
             );
         }
         for scan in &scans {
             let node = scan["Node Type"].as_str().unwrap();
             assert!(
                 node.starts_with("Index") || node == "Tid Scan",
-                "at {rows} rows, {name}: {table} is only probed by key or reached by ctid, got {node}: {plan}"
+                "at {rows} rows, {name}: {table} is only probed by key or reached by ctid, got \
+                 {node}: {plan}"
             );
         }
         assert!(

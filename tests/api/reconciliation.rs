@@ -204,9 +204,12 @@ fn camt(scenario: &Scenario, closing_delta: &str) -> String {
             .map(|reference| format!("<Refs><EndToEndId>{reference}</EndToEndId></Refs>"))
             .unwrap_or_default();
         entries.push_str(&format!(
-            "<Ntry><Amt Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>{indicator}</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
-             <BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt><AcctSvcrRef>{}</AcctSvcrRef>\
-             <NtryDtls><TxDtls>{refs}<RmtInf><Ustrd>entry {}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>\n",
+            "<Ntry><Amt \
+             Ccy=\"EUR\">{amount}</Amt><CdtDbtInd>{indicator}</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>\
+             <BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt><AcctSvcrRef>{}\
+             </AcctSvcrRef>\
+             <NtryDtls><TxDtls>{refs}<RmtInf><Ustrd>entry \
+             {}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>\n",
             entry.bank_ref, entry.bank_ref
         ));
     }
@@ -214,9 +217,12 @@ fn camt(scenario: &Scenario, closing_delta: &str) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\"><BkToCstmrStmt>\
          <GrpHdr><MsgId>M1</MsgId><CreDtTm>{last}T18:00:00Z</CreDtTm></GrpHdr>\
-         <Stmt><Id>STMT-1</Id><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy></Acct>\
-         <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">1000.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{}</Dt></Dt></Bal>\
-         <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"EUR\">{closing}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{}</Dt></Dt></Bal>\n\
+         <Stmt><Id>STMT-1</Id><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy>\
+         </Acct>\
+         <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt \
+         Ccy=\"EUR\">1000.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{}</Dt></Dt></Bal>\
+         <Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt \
+         Ccy=\"EUR\">{closing}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{}</Dt></Dt></Bal>\n\
          {entries}</Stmt></BkToCstmrStmt></Document>\n",
         iso(first),
         iso(last)
@@ -591,8 +597,8 @@ async fn every_kind_of_bad_file_is_refused_whole_with_its_line_and_nothing_is_st
 }
 
 #[tokio::test]
-async fn a_run_repeated_with_its_key_is_the_same_run_and_a_new_run_sees_only_what_precedes_its_cut_off(
-) {
+async fn a_run_repeated_with_its_key_is_that_run_and_a_new_run_sees_only_what_precedes_its_cut_off()
+{
     let scenario = scenario().await;
     let app = &scenario.app;
     let stored = upload(app, scenario.bank, "text/csv", csv(&scenario)).await;
@@ -663,7 +669,18 @@ async fn an_adjustment_posts_a_balanced_transfer_and_resolutions_can_be_undone()
     let before = app.account("main", scenario.bank).await;
 
     // Item 4: 33.00 the bank booked and the ledger lacks.
-    let adjusted = resolve(app, run_id, 4, json!({"action": "adjust", "counter_account_id": scenario.customers, "note": "late booking"}), &writer).await;
+    let adjusted = resolve(
+        app,
+        run_id,
+        4,
+        json!({
+            "action": "adjust",
+            "counter_account_id": scenario.customers,
+            "note": "late booking"
+        }),
+        &writer,
+    )
+    .await;
     assert_eq!(adjusted.status, StatusCode::OK, "{}", adjusted.text);
     let transfer = &adjusted.body["adjustment"];
     assert_eq!(transfer["amount"], "33.00");
@@ -781,8 +798,12 @@ async fn an_export_with_reconciliation_events_verifies_and_a_tampered_one_is_cau
     let (code, report) = crate::tamper::verify(&export, &key);
     assert_eq!(code, 0, "{report}");
 
-    crate::tamper::tamper(app,
-        "UPDATE journal SET data = jsonb_set(data, '{item_count}', '99') WHERE type = 'reconciliation_completed'").await;
+    crate::tamper::tamper(
+        app,
+        "UPDATE journal SET data = jsonb_set(data, '{item_count}', '99') WHERE type = \
+         'reconciliation_completed'",
+    )
+    .await;
     let export = crate::tamper::join(&crate::audit::export_lines(app, "").await);
     let (code, report) = crate::tamper::verify(&export, &key);
     assert_eq!(code, 1, "{report}");

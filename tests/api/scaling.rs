@@ -22,7 +22,8 @@ async fn every_table_of_ledger_data_is_keyed_by_ledger_first_so_it_could_be_dist
     let tables: BTreeSet<String> = owner
         .query(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'refinery_schema_history'",
+             WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> \
+             'refinery_schema_history'",
             &[],
         )
         .await
@@ -63,12 +64,15 @@ async fn every_table_of_ledger_data_is_keyed_by_ledger_first_so_it_could_be_dist
     let violations: Vec<String> = owner
         .query(
             "WITH ledger_column AS ( \
-                 SELECT attrelid, attnum FROM pg_attribute WHERE attname = 'ledger_id' AND NOT attisdropped) \
-             SELECT format('%s: unique index %s lacks ledger_id', i.indrelid::regclass, i.indexrelid::regclass) \
+                 SELECT attrelid, attnum FROM pg_attribute WHERE attname = 'ledger_id' AND NOT \
+                 attisdropped) \
+             SELECT format('%s: unique index %s lacks ledger_id', i.indrelid::regclass, \
+             i.indexrelid::regclass) \
              FROM pg_index i JOIN ledger_column l ON l.attrelid = i.indrelid \
              WHERE i.indisunique AND NOT (l.attnum = ANY (i.indkey::int2[])) \
              UNION ALL \
-             SELECT format('%s: foreign key %s to %s lacks ledger_id', c.conrelid::regclass, c.conname, c.confrelid::regclass) \
+             SELECT format('%s: foreign key %s to %s lacks ledger_id', c.conrelid::regclass, \
+             c.conname, c.confrelid::regclass) \
              FROM pg_constraint c \
              JOIN ledger_column l ON l.attrelid = c.conrelid \
              JOIN ledger_column r ON r.attrelid = c.confrelid \

@@ -40,7 +40,18 @@ async fn busy_ledger(app: &TestApp) -> (Uuid, Uuid) {
     for amount in ["3.00", "4.50", "1.00"] {
         app.transfer("main", wallet, shop, amount).await;
     }
-    let hold = app.post("/v1/ledgers/main/transfers", &json!({"debit_account_id": wallet, "credit_account_id": shop, "amount": "10.00", "currency": "EUR", "pending": true})).await;
+    let hold = app
+        .post(
+            "/v1/ledgers/main/transfers",
+            &json!({
+                "debit_account_id": wallet,
+                "credit_account_id": shop,
+                "amount": "10.00",
+                "currency": "EUR",
+                "pending": true
+            }),
+        )
+        .await;
     let hold = hold.body["id"].as_str().unwrap().to_owned();
     app.post(
         &format!("/v1/ledgers/main/transfers/{hold}/post"),
@@ -220,7 +231,12 @@ async fn a_deleted_event_is_caught_where_the_chain_breaks() {
 async fn two_swapped_events_are_caught() {
     let app = spawn_app().await;
     busy_ledger(&app).await;
-    tamper(&app, "UPDATE journal SET seq = 1000000 WHERE seq = 8; UPDATE journal SET seq = 8 WHERE seq = 9; UPDATE journal SET seq = 9 WHERE seq = 1000000").await;
+    tamper(
+        &app,
+        "UPDATE journal SET seq = 1000000 WHERE seq = 8; UPDATE journal SET seq = 8 WHERE seq = \
+         9; UPDATE journal SET seq = 9 WHERE seq = 1000000",
+    )
+    .await;
     let (code, report) = verify(
         &join(&export_lines(&app, "").await),
         &public_key_pem(&app).await,
@@ -293,8 +309,9 @@ async fn a_changed_balance_is_caught_by_the_replay_and_by_the_integrity_check() 
         &app,
         &format!(
             "UPDATE accounts SET posted_credits = posted_credits + 100 WHERE id = '{wallet}'; \
-             UPDATE postings SET posted_credits_after = posted_credits_after + 100 \
-             WHERE account_id = '{wallet}' AND seq = (SELECT max(seq) FROM postings WHERE account_id = '{wallet}')"
+             UPDATE postings SET posted_credits_after = posted_credits_after + 100 WHERE \
+             account_id = '{wallet}' AND seq = (SELECT max(seq) FROM postings WHERE account_id = \
+             '{wallet}')"
         ),
     )
     .await;
@@ -330,8 +347,8 @@ async fn move_one_hundred(app: &TestApp, wallet: Uuid, shop: Uuid, delta: bool, 
             set.push(format!("{column} = {column} + 100"));
         }
         format!(
-            "UPDATE postings SET {} WHERE account_id = '{account}' AND side = '{side}' \
-             AND seq = (SELECT max(seq) FROM postings WHERE account_id = '{account}')",
+            "UPDATE postings SET {} WHERE account_id = '{account}' AND side = '{side}' AND seq = \
+             (SELECT max(seq) FROM postings WHERE account_id = '{account}')",
             set.join(", ")
         )
     };

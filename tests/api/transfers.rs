@@ -110,7 +110,14 @@ async fn a_client_id_is_a_natural_key_for_transfers() {
     let app = spawn_app().await;
     let (world, wallet) = ledger_with_wallet(&app).await;
     let id = Uuid::new_v4();
-    let body = json!({"id": id, "debit_account_id": world, "credit_account_id": wallet, "amount": "3.00", "currency": "EUR", "reference": "inv-1"});
+    let body = json!({
+        "id": id,
+        "debit_account_id": world,
+        "credit_account_id": wallet,
+        "amount": "3.00",
+        "currency": "EUR",
+        "reference": "inv-1"
+    });
     let first = app.post("/v1/ledgers/main/transfers", &body).await;
     assert_eq!(first.status, StatusCode::CREATED);
     let again = app.post("/v1/ledgers/main/transfers", &body).await;
@@ -140,7 +147,12 @@ async fn every_kind_of_bad_transfer_is_a_clear_client_error_and_moves_nothing() 
     let usd = app
         .open_account("main", "usd", json!({"currency": "USD"}))
         .await;
-    let base = json!({"debit_account_id": world, "credit_account_id": wallet, "amount": "1.00", "currency": "EUR"});
+    let base = json!({
+        "debit_account_id": world,
+        "credit_account_id": wallet,
+        "amount": "1.00",
+        "currency": "EUR"
+    });
     let with = |changes: Value| {
         let mut body = base.clone();
         body.as_object_mut()
@@ -236,7 +248,12 @@ async fn every_kind_of_bad_transfer_is_a_clear_client_error_and_moves_nothing() 
         .await;
     assert_eq!((not_json.status, not_json.code()), (bad, "invalid_body"));
     let twice = format!(
-        r#"{{"debit_account_id":"{world}","credit_account_id":"{wallet}","currency":"EUR","amount":"1.00","amount":"1000.00"}}"#
+        concat!(
+            r#"{{"debit_account_id":"{world}","credit_account_id":"{wallet}","#,
+            r#""currency":"EUR","amount":"1.00","amount":"1000.00"}}"#
+        ),
+        world = world,
+        wallet = wallet
     );
     let twice = app
         .post_raw("/v1/ledgers/main/transfers", "application/json", twice)
@@ -276,7 +293,14 @@ async fn a_pending_transfer_reserves_without_posting() {
     let app = spawn_app().await;
     let (world, wallet) = ledger_with_wallet(&app).await;
     app.transfer("main", world, wallet, "10").await;
-    let body = json!({"debit_account_id": wallet, "credit_account_id": world, "amount": "4", "currency": "EUR", "pending": true, "timeout_seconds": 3600});
+    let body = json!({
+        "debit_account_id": wallet,
+        "credit_account_id": world,
+        "amount": "4",
+        "currency": "EUR",
+        "pending": true,
+        "timeout_seconds": 3600
+    });
     let reply = app.post("/v1/ledgers/main/transfers", &body).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     assert_eq!(reply.body["state"], "pending");
@@ -303,7 +327,13 @@ async fn transfers_are_listed_by_account_and_by_state() {
         app.transfer("main", world, wallet, amount).await;
     }
     app.transfer("main", world, other, "9").await;
-    let pending = json!({"debit_account_id": wallet, "credit_account_id": world, "amount": "1", "currency": "EUR", "pending": true});
+    let pending = json!({
+        "debit_account_id": wallet,
+        "credit_account_id": world,
+        "amount": "1",
+        "currency": "EUR",
+        "pending": true
+    });
     app.post("/v1/ledgers/main/transfers", &pending).await;
 
     let amounts = |items: Vec<Value>| {
@@ -380,7 +410,8 @@ async fn a_request_the_database_refuses_fails_alone_not_with_its_batch() {
     crate::helpers::owner_connection(&app.database)
         .await
         .batch_execute(
-            "ALTER TABLE transfers ADD CONSTRAINT test_no_poison CHECK (reference IS DISTINCT FROM 'poison') NOT VALID",
+            "ALTER TABLE transfers ADD CONSTRAINT test_no_poison CHECK (reference IS DISTINCT \
+             FROM 'poison') NOT VALID",
         )
         .await
         .unwrap();
@@ -389,7 +420,13 @@ async fn a_request_the_database_refuses_fails_alone_not_with_its_batch() {
             .map(|index| {
                 let app = app.clone();
                 let reference = if index == 10 { "poison" } else { "fine" };
-                let body = json!({"debit_account_id": world, "credit_account_id": wallet, "amount": "1.00", "currency": "EUR", "reference": reference});
+                let body = json!({
+                    "debit_account_id": world,
+                    "credit_account_id": wallet,
+                    "amount": "1.00",
+                    "currency": "EUR",
+                    "reference": reference
+                });
                 tokio::spawn(async move {
                     let reply = app.post("/v1/ledgers/main/transfers", &body).await;
                     (reference, reply)

@@ -242,9 +242,9 @@ async fn a_checkpoint_re_signed_with_another_root_for_a_size_seen_is_a_fork_refu
     tamper(
         &app,
         &format!(
-            "DELETE FROM checkpoints WHERE tree_size = {size}; \
-             INSERT INTO checkpoints (ledger_id, tree_size, root_hash, note, key_id, issued_at) \
-             SELECT id, {size}, sha256('another history'), '{forged}', '{}', now() FROM ledgers WHERE name = 'main'",
+            "DELETE FROM checkpoints WHERE tree_size = {size}; INSERT INTO checkpoints \
+             (ledger_id, tree_size, root_hash, note, key_id, issued_at) SELECT id, {size}, \
+             sha256('another history'), '{forged}', '{}', now() FROM ledgers WHERE name = 'main'",
             ledger::audit::export::key_id(&log_key().verifying_key())
         ),
     )

@@ -5,9 +5,9 @@
 //! are not written here: tests/fuzz/README.md says how they were made.
 //!
 //! Run from the repository's top level:
-//! `CARGO_TARGET_DIR=/work/fuzz-target cargo +nightly run --manifest-path tests/fuzz/Cargo.toml --example write_seeds`
-//! Files are named `seed-` and the first 10 bytes of their content's SHA-256 (hex), so
-//! re-running rewrites the same files.
+//! `CARGO_TARGET_DIR=/work/fuzz-target cargo +nightly run --manifest-path tests/fuzz/Cargo.toml
+//! --example write_seeds` Files are named `seed-` and the first 10 bytes of their content's SHA-256
+//! (hex), so re-running rewrites the same files.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,27 +66,82 @@ fn main() {
     let account = "0190e7a4-0000-7000-8000-000000000001";
     let other = "0190e7a4-0000-7000-8000-000000000002";
     let transfer = format!(
-        r#"{{"debit_account_id": "{account}", "credit_account_id": "{other}", "amount": "25.00", "currency": "EUR", "reference": "top-up-1", "code": "card_settlement", "description": "d", "metadata": {{"k": [1, 2.5, null, true]}}}}"#
+        concat!(
+            r#"{{"debit_account_id": "{account}", "credit_account_id": "{other}", "#,
+            r#""amount": "25.00", "currency": "EUR", "reference": "top-up-1", "#,
+            r#""code": "card_settlement", "description": "d", "#,
+            r#""metadata": {{"k": [1, 2.5, null, true]}}}}"#
+        ),
+        account = account,
+        other = other
     );
     let pending = format!(
-        r#"{{"id": "{other}", "debit_account_id": "{account}", "credit_account_id": "{other}", "amount": "20.000", "currency": "GOLD", "pending": true, "timeout_seconds": 3600}}"#
+        concat!(
+            r#"{{"id": "{other}", "debit_account_id": "{account}", "#,
+            r#""credit_account_id": "{other}", "amount": "20.000", "currency": "GOLD", "#,
+            r#""pending": true, "timeout_seconds": 3600}}"#
+        ),
+        account = account,
+        other = other
     );
     for (dto, body) in [
         (0, transfer.clone()),
         (0, pending.clone()),
         (0, r#"{"amount":"1.00","amount":"1000.00"}"#.to_owned()),
-        (1, format!(r#"{{"atomic": true, "transfers": [{transfer}, {pending}]}}"#)),
+        (
+            1,
+            format!(r#"{{"atomic": true, "transfers": [{transfer}, {pending}]}}"#),
+        ),
         (2, r#"{"amount": "15.00"}"#.to_owned()),
         (2, String::new()),
-        (3, format!(r#"{{"id": "{account}", "amount": "5.00", "reference": "refund"}}"#)),
+        (
+            3,
+            format!(r#"{{"id": "{account}", "amount": "5.00", "reference": "refund"}}"#),
+        ),
         (4, "{}".to_owned()),
-        (5, r#"{"code": "customer:alice:wallet", "currency": "EUR", "normal_side": "credit", "debits_must_not_exceed_credits": true}"#.to_owned()),
-        (5, r#"{"code": "dust", "currency": "DUST", "normal_side": "debit", "metadata": null}"#.to_owned()),
-        (6, r#"{"name": "main", "assets": [{"code": "USDC", "scale": 6}], "metadata": {"a": "b"}}"#.to_owned()),
-        (7, r#"{"name": "payments", "role": "writer", "ledgers": ["main"]}"#.to_owned()),
-        (8, format!(r#"{{"statement_id": "{account}", "date_window_days": 3}}"#)),
-        (9, format!(r#"{{"action": "adjust", "counter_account_id": "{other}", "amount": "-12.50", "note": "fee"}}"#)),
-        (9, format!(r#"{{"action": "match", "transfer_id": "{other}"}}"#)),
+        (
+            5,
+            concat!(
+                r#"{"code": "customer:alice:wallet", "currency": "EUR", "#,
+                r#""normal_side": "credit", "debits_must_not_exceed_credits": true}"#
+            )
+            .to_owned(),
+        ),
+        (
+            5,
+            r#"{"code": "dust", "currency": "DUST", "normal_side": "debit", "metadata": null}"#
+                .to_owned(),
+        ),
+        (
+            6,
+            concat!(
+                r#"{"name": "main", "assets": [{"code": "USDC", "scale": 6}], "#,
+                r#""metadata": {"a": "b"}}"#
+            )
+            .to_owned(),
+        ),
+        (
+            7,
+            r#"{"name": "payments", "role": "writer", "ledgers": ["main"]}"#.to_owned(),
+        ),
+        (
+            8,
+            format!(r#"{{"statement_id": "{account}", "date_window_days": 3}}"#),
+        ),
+        (
+            9,
+            format!(
+                concat!(
+                    r#"{{"action": "adjust", "counter_account_id": "{other}", "#,
+                    r#""amount": "-12.50", "note": "fee"}}"#
+                ),
+                other = other
+            ),
+        ),
+        (
+            9,
+            format!(r#"{{"action": "match", "transfer_id": "{other}"}}"#),
+        ),
     ] {
         write("request_bodies", &prefixed(&[dto], body.as_bytes()));
     }

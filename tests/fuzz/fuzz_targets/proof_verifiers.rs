@@ -4,16 +4,16 @@
 //!
 //! Modes (byte 0):
 //! 0. arbitrary sizes, indexes, hashes and proofs: no panic;
-//! 1. inclusion: a tree of 1 to 1,024 leaves derived from the input (`InMemoryMerkleTree`), a
-//!    claim (index, tree size) and its true proof, then the claim and the proof changed by the
-//!    fuzzer: it verifies against the true root of that size iff it IS the true proof of the
-//!    leaf at that index;
+//! 1. inclusion: a tree of 1 to 1,024 leaves derived from the input (`InMemoryMerkleTree`), a claim
+//!    (index, tree size) and its true proof, then the claim and the proof changed by the fuzzer: it
+//!    verifies against the true root of that size iff it IS the true proof of the leaf at that
+//!    index;
 //! 2. consistency: the same for a proof between two sizes of the tree;
-//! 3. notes: arbitrary text opened as a signed note and as a checkpoint with the fixed key;
-//!    an accepted checkpoint body prints back to the same text; an accepted verifier key string
-//!    reads back to the same verifier;
-//! 4. forged notes: a checkpoint signed with the fixed key, then changed by the fuzzer: if it
-//!    still opens with that key, the text it opens to is the one signed.
+//! 3. notes: arbitrary text opened as a signed note and as a checkpoint with the fixed key; an
+//!    accepted checkpoint body prints back to the same text; an accepted verifier key string reads
+//!    back to the same verifier;
+//! 4. forged notes: a checkpoint signed with the fixed key, then changed by the fuzzer: if it still
+//!    opens with that key, the text it opens to is the one signed.
 //!
 //! Properties: as above, and nothing panics.
 #![no_main]
@@ -153,7 +153,8 @@ fn forged_inclusion(bytes: &mut Bytes) {
         && tree.inclusion_proof(claimed_index, tree_size).ok().as_ref() == Some(&forged);
     assert_eq!(
         verified, honest,
-        "inclusion of leaf {claimed_index} in {tree_size} (true: {index}): forged {forged:?}, true {proof:?}"
+        "inclusion of leaf {claimed_index} in {tree_size} (true: {index}): forged {forged:?}, \
+         true {proof:?}"
     );
 }
 
@@ -196,7 +197,8 @@ fn forged_consistency(bytes: &mut Bytes) {
         == Some(&forged);
     assert_eq!(
         verified, honest,
-        "consistency from {claimed_old} to {claimed_new} (true: {old_size} to {new_size}): forged {forged:?}, true {proof:?}"
+        "consistency from {claimed_old} to {claimed_new} (true: {old_size} to {new_size}): forged \
+         {forged:?}, true {proof:?}"
     );
 }
 
