@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use client::{execute, run_client, Shared, Workload};
-use formation::Formation;
+use formation::{poll_until, Formation};
 use history::{Kind, Outcome, Request, XorShift};
 use service::{Probed, Service, ADMIN_TOKEN};
 
@@ -343,10 +343,36 @@ fn when_the_primary_s_machine_dies_under_load_the_standby_takes_over_and_no_ackn
         stop_probe.clone(),
         probed.clone(),
     ));
+    // A second instance of the service, in this process, reading history from the standby
+    // (LEDGER_READ_DATABASE_URL: whichever node is read-only), probed the same way: its read
+    // pool must follow the formation through the failovers as the primary's pools do.
+    let reads_base = runtime.block_on(start_reading_instance(&formation));
+    let probed_reads = Arc::new(Mutex::new(Probed::default()));
+    let reads_prober = runtime.spawn(service::probe(
+        reads_base.clone(),
+        auditor.clone(),
+        vec![
+            format!("/v1/ledgers/{LEDGER}/journal?after_seq=0&limit=5"),
+            format!("/v1/ledgers/{LEDGER}/proofs/inclusion?seq=2&tree_size=3"),
+        ],
+        stop_probe.clone(),
+        probed_reads.clone(),
+    ));
 
     // Load, then the failovers, each followed by load (how soon writes succeed again is
     // read from the history afterwards).
     std::thread::sleep(profile.load);
+    let standby = (0..formation.nodes.len())
+        .find(|index| *index != first_primary)
+        .expect("a standby");
+    let reading = poll_until(Duration::from_secs(10), || {
+        formation.connections_named(standby, "ledger-reads") > 0
+    });
+    assert!(
+        reading,
+        "the reading instance has no connection to the standby {}",
+        formation.nodes[standby].name
+    );
     let mut failovers = Vec::new();
     let mut primary = first_primary;
     for round in 0..profile.failovers {
@@ -405,6 +431,9 @@ fn when_the_primary_s_machine_dies_under_load_the_standby_takes_over_and_no_ackn
         requests.extend(done);
     }
     runtime.block_on(prober).expect("the prober finished");
+    runtime
+        .block_on(reads_prober)
+        .expect("the prober of the reading instance finished");
 
     // The checks after the storm, on the formation's current primary.
     let http = reqwest::Client::builder()
@@ -481,7 +510,33 @@ fn when_the_primary_s_machine_dies_under_load_the_standby_takes_over_and_no_ackn
         .iter()
         .filter(|r| r.kind.is_write() && r.fin.as_ref().is_some_and(|fin| fin.is_success()))
         .count();
-    let probed = std::mem::take(&mut *probed.lock().expect("never poisoned"));
+    let mut probed = std::mem::take(&mut *probed.lock().expect("never poisoned"));
+    let probed_reads = std::mem::take(&mut *probed_reads.lock().expect("never poisoned"));
+    let http_metrics = reqwest::Client::new();
+    let replica_reads = runtime.block_on(async {
+        let mut counts = Vec::new();
+        for outcome in ["replica", "behind", "failed"] {
+            counts.push((
+                outcome,
+                replica_reads(&http_metrics, &reads_base, outcome).await,
+            ));
+        }
+        counts
+    });
+    let reads_line = format!(
+        "{} answers, slowest {:.2} s, other than 200: {:?}, transport errors {}; reads offered to a standby (this process) {replica_reads:?}",
+        probed_reads.answers,
+        probed_reads.slowest.as_secs_f64(),
+        probed_reads.non_200.iter().fold(BTreeMap::<String, usize>::new(), |mut codes, (status, code, _)| {
+            *codes.entry(format!("{status} {code}")).or_default() += 1;
+            codes
+        }),
+        probed_reads.errors.len()
+    );
+    // The checks below hold for both instances' reads alike.
+    probed.answers += probed_reads.answers;
+    probed.non_200.extend(probed_reads.non_200);
+    probed.errors.extend(probed_reads.errors);
     let probe_500 = probed
         .non_200
         .iter()
@@ -563,7 +618,8 @@ fn when_the_primary_s_machine_dies_under_load_the_standby_takes_over_and_no_ackn
         "answers 500 / timeouts        {answered_500} / {timeouts}"
     );
     let _ = writeln!(report, "slowest answer to a write     {}", seconds(slowest));
-    let _ = writeln!(report, "reads probed                  {} answers, slowest {:.2} s, other than 200: {probe_codes:?}, transport errors {}", probed.answers, probed.slowest.as_secs_f64(), probed.errors.len());
+    let _ = writeln!(report, "reads probed (both instances) {} answers, slowest {:.2} s, other than 200: {probe_codes:?}, transport errors {}", probed.answers, probed.slowest.as_secs_f64(), probed.errors.len());
+    let _ = writeln!(report, "reads through the standby     {reads_line}");
     let _ = writeln!(report, "journal events                {}", journal.len());
     let _ = writeln!(
         report,
@@ -650,6 +706,10 @@ fn when_the_primary_s_machine_dies_under_load_the_standby_takes_over_and_no_ackn
         probe_500, 0,
         "a read was answered 5xx other than 503:\n{report}"
     );
+    assert!(
+        probed.errors.is_empty(),
+        "a probed read got no HTTP answer:\n{report}"
+    );
     assert_eq!(
         probe_503_without_retry_after, 0,
         "a 503 without Retry-After:\n{report}"
@@ -666,6 +726,45 @@ fn when_the_primary_s_machine_dies_under_load_the_standby_takes_over_and_no_ackn
     if std::env::var("FAILOVER_KEEP").map_or(true, |keep| keep != "1") {
         let _ = std::fs::remove_file(artifacts.join("export.ndjson"));
     }
+}
+
+/// An in-process instance of the service on the formation, with the standby for reads and the
+/// signing key of the `ledger serve` under test; returns its base URL.
+async fn start_reading_instance(formation: &Formation) -> String {
+    use ledger::startup::{Application, AuditSettings, Database, ReadDatabase, Settings};
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        database: Database::Given(Box::new(
+            formation.url("read-write").parse().expect("a URL"),
+        )),
+        pool: ledger::storage::PoolSettings {
+            custom_plans: true,
+            max_connections: 4,
+            statement_timeout_ms: 5_000,
+            connect_timeout_ms: 2_000,
+        },
+        writer: ledger::writer::WriterSettings::default(),
+        limits: ledger::http::state::Limits::default(),
+        http_workers: 1,
+        shutdown_timeout_seconds: 1,
+        audit: AuditSettings {
+            signing_key: ledger::signing::SigningKeySource::File(
+                formation.root.join("signing-key.pem"),
+            ),
+            ..AuditSettings::ephemeral()
+        },
+        security: ledger::startup::SecuritySettings::default(),
+    };
+    let reads = ReadDatabase {
+        config: Box::new(formation.url("read-only").parse().expect("a URL")),
+        max_connections: 4,
+    };
+    let app = Application::build_with_reads(&settings, Some(reads))
+        .await
+        .expect("the instance reading from the standby");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    base
 }
 
 /// The lines of an export: every line but the manifest and its signature byte for byte, and

@@ -649,6 +649,25 @@ impl Formation {
             .unwrap_or_else(|error| panic!("read the replication state: {error}"))
     }
 
+    /// How many backends of node `index` serve connections of this `application_name`.
+    pub fn connections_named(&self, index: usize, application: &str) -> i64 {
+        let config = self.node_config(index);
+        let application = application.to_owned();
+        self.runtime
+            .block_on(async move {
+                let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                        &[&application],
+                    )
+                    .await
+                    .map(|row| row.get::<_, i64>(0))
+            })
+            .unwrap_or(0)
+    }
+
     /// Logs of the formation, for a failure's message.
     pub fn logs(&self) -> String {
         let mut text = format!("--- monitor:\n{}\n", tail(&self.monitor_log, 20));
