@@ -1,6 +1,7 @@
 //! The verifiable audit over HTTP (§5, §7): signing keys, checkpoints, proofs, the audit trail of
 //! accounts and transfers, the signed export, integrity checks.
 
+use super::codes;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -32,8 +33,8 @@ impl From<AuditError> for ApiError {
     fn from(error: AuditError) -> ApiError {
         match error {
             AuditError::Storage(error) => error.into(),
-            AuditError::OutOfRange(detail) => ApiError::bad_request("out_of_range", detail),
-            AuditError::Empty => ApiError::not_found("no_events", "the ledger has no event yet"),
+            AuditError::OutOfRange(detail) => ApiError::new(codes::OUT_OF_RANGE, detail),
+            AuditError::Empty => ApiError::new(codes::NO_EVENTS, "the ledger has no event yet"),
             AuditError::ClientGone => ApiError::internal(),
         }
     }
@@ -185,8 +186,8 @@ pub async fn get_checkpoint(
     let ledger = state.ledgers.get(&path).await?;
     let checkpoint = match (query.fresh == Some(true), query.tree_size) {
         (true, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
+            return Err(ApiError::new(
+                codes::INVALID_QUERY,
                 "fresh=true signs a checkpoint of the tree as it is now: it takes no tree_size",
             ))
         }
@@ -195,8 +196,8 @@ pub async fn get_checkpoint(
             .recorded_checkpoint(ledger.id, size)
             .await?
             .ok_or_else(|| {
-                ApiError::not_found(
-                    "checkpoint_not_found",
+                ApiError::new(
+                    codes::CHECKPOINT_NOT_FOUND,
                     format!("no checkpoint of tree size {size} was recorded for this ledger"),
                 )
             })?,
@@ -290,8 +291,7 @@ const COSIGNATURE_CLOCK_SKEW_SECONDS: u64 = 300;
 
 fn unknown_checkpoint(size: u64) -> ApiError {
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown_checkpoint",
+        codes::UNKNOWN_CHECKPOINT,
         format!(
             "this service signed no checkpoint of this ledger with this body at tree size {size}"
         ),
@@ -377,10 +377,10 @@ pub async fn post_cosignature(
     )
     .map_err(|error| {
         let code = match error {
-            CosignatureError::Missing { .. } => "cosignature_missing",
-            _ => "cosignature_invalid",
+            CosignatureError::Missing { .. } => codes::COSIGNATURE_MISSING,
+            _ => codes::COSIGNATURE_INVALID,
         };
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string())
+        ApiError::new(code, error.to_string())
     })?;
     let row = StoredCosignature {
         tree_size: checkpoint.size,
@@ -401,8 +401,7 @@ pub async fn post_cosignature(
                 CosignatureBody::new(&kept).map(|body| json_response(StatusCode::OK, None, &body))
             }
             Recorded::Full => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "too_many_cosignatures",
+                codes::TOO_MANY_COSIGNATURES,
                 format!(
                     "the checkpoint of tree size {} has {MAX_COSIGNATURES_PER_CHECKPOINT} \
                      cosignatures, as many as it may keep",
@@ -686,8 +685,8 @@ pub async fn balance(
     let head = state.storage.ledger_head(ledger.id).await?.chain.seq;
     let seq = query.as_of_seq.unwrap_or(head);
     if seq > head || seq < account.opened_seq {
-        return Err(ApiError::bad_request(
-            "out_of_range",
+        return Err(ApiError::new(
+            codes::OUT_OF_RANGE,
             format!(
                 "as_of_seq must be {} (the account's opening) to {head} (the last event)",
                 account.opened_seq
@@ -835,8 +834,8 @@ pub async fn export(
     let size = auditor(&state).tree_size(&ledger).await?;
     let (from_seq, to_seq) = (query.from_seq.unwrap_or(1), query.to_seq.unwrap_or(size));
     if from_seq == 0 || from_seq > to_seq || to_seq > size {
-        return Err(ApiError::bad_request(
-            "out_of_range",
+        return Err(ApiError::new(
+            codes::OUT_OF_RANGE,
             format!(
                 "need 1 <= from_seq <= to_seq <= {size} (the last event), got {from_seq} and \
                  {to_seq}"
@@ -994,8 +993,8 @@ pub async fn latest_integrity_check(
         .latest_integrity_run(ledger.id)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(
-                "no_integrity_check",
+            ApiError::new(
+                codes::NO_INTEGRITY_CHECK,
                 "no integrity check has run on this ledger yet",
             )
         })?;

@@ -4,6 +4,7 @@
 //! method give a [`Permission`]; a route absent from the table is refused (fail closed). The
 //! authorization matrix test checks that every documented route is in the table.
 
+use super::codes;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -120,11 +121,10 @@ fn method_not_allowed(method: &Method, template: &str) -> ApiError {
         .map(|(policy_method, _, _)| *policy_method)
         .collect();
     if allowed.is_empty() {
-        return ApiError::not_found("route_not_found", "no such route");
+        return ApiError::new(codes::ROUTE_NOT_FOUND, "no such route");
     }
     let mut error = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        codes::METHOD_NOT_ALLOWED,
         format!(
             "{method} is not a method of this route; it takes {}",
             allowed.join(", ")
@@ -173,8 +173,7 @@ impl FromRequest for Caller {
 
 fn unauthenticated() -> ApiError {
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
+        codes::UNAUTHENTICATED,
         "this route needs an API key: Authorization: Bearer <key>",
     )
 }
@@ -325,22 +324,16 @@ async fn authorize(request: &ServiceRequest) -> Result<Option<Caller>, ApiError>
     }
     let token = bearer_token(request).ok_or_else(|| {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
+            codes::INVALID_API_KEY,
             "the Authorization header must be `Bearer <key>` with a key this service issued",
         )
     })?;
     let key = state.keys.authenticate(token).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
-            "the API key is unknown or revoked",
-        )
+        ApiError::new(codes::INVALID_API_KEY, "the API key is unknown or revoked")
     })?;
     if let Err(seconds) = state.rate_limits.check(key.id) {
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            codes::RATE_LIMITED,
             "this API key is over its request rate; retry later",
         )
         .retry_after(seconds));
@@ -367,14 +360,13 @@ async fn authorize(request: &ServiceRequest) -> Result<Option<Caller>, ApiError>
 
 pub fn ledger_forbidden(ledger: &str) -> ApiError {
     ApiError::new(
-        StatusCode::FORBIDDEN,
-        "ledger_forbidden",
+        codes::LEDGER_FORBIDDEN,
         format!("this API key does not cover ledger {ledger:?}"),
     )
 }
 
 fn forbidden(detail: String) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    ApiError::new(codes::FORBIDDEN, detail)
 }
 
 fn bearer_token(request: &ServiceRequest) -> Option<&str> {

@@ -1,6 +1,7 @@
 //! Who is asking, under which request id and Idempotency-Key: what every write records as its
 //! provenance, and what makes it idempotent (§6).
 
+use super::codes;
 use std::future::{ready, Ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -59,8 +60,8 @@ impl RequestContext {
                 fingerprint: fingerprint(&self.method, &self.path, canonical_body),
             })),
             None if has_natural_key => Ok(None),
-            None => Err(ApiError::bad_request(
-                "idempotency_key_required",
+            None => Err(ApiError::new(
+                codes::IDEMPOTENCY_KEY_REQUIRED,
                 "a state-changing request needs an Idempotency-Key header (or a client-supplied \
                  id in its body)",
             )),
@@ -86,8 +87,8 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let invalid = || {
-        ApiError::bad_request(
-            "invalid_idempotency_key",
+        ApiError::new(
+            codes::INVALID_IDEMPOTENCY_KEY,
             format!(
                 "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} printable ASCII \
                  characters"
@@ -114,11 +115,7 @@ impl FromRequest for RequestContext {
                     .get::<Caller>()
                     .cloned()
                     .ok_or_else(|| {
-                        ApiError::new(
-                            actix_web::http::StatusCode::UNAUTHORIZED,
-                            "unauthenticated",
-                            "this route needs an API key",
-                        )
+                        ApiError::new(codes::UNAUTHENTICATED, "this route needs an API key")
                     })?,
                 request_id: request
                     .extensions()
@@ -157,24 +154,23 @@ pub fn parse_json_body<T: DeserializeOwned>(
             });
         if !is_json {
             return Err(ApiError::new(
-                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                codes::UNSUPPORTED_MEDIA_TYPE,
                 "the body must be application/json",
             ));
         }
         let StrictValue(value) = serde_json::from_slice::<StrictValue>(body)
-            .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
+            .map_err(|error| ApiError::new(codes::INVALID_BODY, error.to_string()))?;
         value
     };
     // serde would also read a struct from an array, by position, bypassing field names.
     if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_body",
+        return Err(ApiError::new(
+            codes::INVALID_BODY,
             "the body must be a JSON object",
         ));
     }
     let parsed = T::deserialize(&value)
-        .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
+        .map_err(|error| ApiError::new(codes::INVALID_BODY, error.to_string()))?;
     Ok((parsed, value))
 }
 
@@ -266,8 +262,7 @@ pub fn body_read_timeout(request: &HttpRequest) -> std::time::Duration {
 
 pub fn body_timeout() -> ApiError {
     ApiError::new(
-        actix_web::http::StatusCode::REQUEST_TIMEOUT,
-        "body_timeout",
+        codes::BODY_TIMEOUT,
         "the request body did not arrive in time; nothing was applied",
     )
 }
@@ -298,12 +293,11 @@ impl FromRequest for BodyBytes {
             bytes.map(BodyBytes).map_err(|error| {
                 match error.as_error::<actix_web::error::PayloadError>() {
                     Some(actix_web::error::PayloadError::Overflow) => ApiError::new(
-                        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "body_too_large",
+                        codes::BODY_TOO_LARGE,
                         "the request body is larger than the service accepts",
                     ),
-                    _ => ApiError::bad_request(
-                        "invalid_body",
+                    _ => ApiError::new(
+                        codes::INVALID_BODY,
                         format!("the request body could not be read: {error}"),
                     ),
                 }

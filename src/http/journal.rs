@@ -1,5 +1,6 @@
 //! `/v1/ledgers/{ledger}/journal`: the hash-chained events, in seq order.
 
+use super::codes;
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -42,7 +43,7 @@ pub async fn journal(
     let ledger = state.ledgers.get(&path).await?;
     let limit = page_size(query.limit, &state.limits)?;
     let after_seq = i64::try_from(query.after_seq.unwrap_or(0))
-        .map_err(|_| ApiError::bad_request("invalid_query", "after_seq is too large"))?;
+        .map_err(|_| ApiError::new(codes::INVALID_QUERY, "after_seq is too large"))?;
     let page = state
         .storage
         .journal_page(&ledger, after_seq, limit)

@@ -3,6 +3,7 @@
 //! The token is in the creation response only. It is stored as its SHA-256, so a replay of the
 //! creation (same Idempotency-Key) answers the key without its token.
 
+use super::codes;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -205,7 +206,10 @@ pub async fn list_api_keys(
         .as_deref()
         .map(|cursor| {
             Uuid::parse_str(cursor).map_err(|_| {
-                ApiError::bad_request("invalid_cursor", "cursor is not one this service issued")
+                ApiError::new(
+                    codes::INVALID_CURSOR,
+                    "cursor is not one this service issued",
+                )
             })
         })
         .transpose()?;
@@ -244,7 +248,7 @@ pub async fn revoke_api_key(
         .storage
         .revoke_api_key(id, crate::writer::now())
         .await?
-        .ok_or_else(|| ApiError::not_found("api_key_not_found", format!("no API key {id}")))?;
+        .ok_or_else(|| ApiError::new(codes::API_KEY_NOT_FOUND, format!("no API key {id}")))?;
     state.keys.forget(id);
     Ok(HttpResponse::Ok().json(ApiKeyBody::new(Arc::new(key).as_ref(), None)))
 }

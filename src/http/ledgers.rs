@@ -1,5 +1,6 @@
 //! `/v1/ledgers`: create, list, get.
 
+use super::codes;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -87,8 +88,7 @@ pub async fn create_ledger(
         Ok(Idempotent::Replayed(response)) => Ok(send(&response, true)),
         Ok(Idempotent::KeyReused) => Err(key_reused()),
         Err(StorageError::LedgerExists(name)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "ledger_exists",
+            codes::LEDGER_EXISTS,
             format!("a ledger named {name} already exists"),
         )),
         Err(other) => Err(other.into()),

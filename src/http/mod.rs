@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod codes;
 pub mod context;
 pub mod dto;
 pub mod journal;
@@ -250,8 +251,8 @@ pub fn build_app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api))
         .service(web::redirect("/docs", "/docs/"))
         .default_service(web::to(|| async {
-            Err::<actix_web::HttpResponse, _>(ApiError::not_found(
-                "route_not_found",
+            Err::<actix_web::HttpResponse, _>(ApiError::new(
+                codes::ROUTE_NOT_FOUND,
                 "no such route",
             ))
         }))
@@ -261,9 +262,9 @@ pub fn build_app(
 }
 
 fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request("invalid_query", error.to_string()).into()
+    ApiError::new(codes::INVALID_QUERY, error.to_string()).into()
 }
 
 fn path_error(error: PathError, _request: &HttpRequest) -> actix_web::Error {
-    ApiError::bad_request("invalid_path", error.to_string()).into()
+    ApiError::new(codes::INVALID_PATH, error.to_string()).into()
 }

@@ -1,7 +1,8 @@
 //! What the handlers' annotations cannot say, added to the generated OpenAPI document in one
 //! place: the refusals every authenticated route may answer, problem documents as
-//! `application/problem+json`, the response headers, optional bodies that are absent rather
-//! than `null`, page items by reference, and the schemas of the enumerated strings.
+//! `application/problem+json`, the catalogue of error codes in `Problem.code`, the response
+//! headers, optional bodies that are absent rather than `null`, page items by reference, and the
+//! schemas of the enumerated strings.
 //!
 //! `openapi/openapi.json` is this document (`cargo run -- openapi`); `tests/openapi_tools.rs`
 //! runs openapi-spec-validator and `redocly lint` on it, `tests/clients.rs` generates clients.
@@ -14,6 +15,7 @@ use utoipa::openapi::{
     ResponseBuilder,
 };
 
+use super::codes::{self, ErrorCode};
 use crate::domain::reconciliation::{ItemStatus, ResolutionAction};
 use crate::domain::state_machine::{AccountAction, AccountStatus, TransferAction, TransferState};
 use crate::statement::StatementFormat;
@@ -21,6 +23,7 @@ use crate::statement::StatementFormat;
 /// Completes the generated document (both the served and the committed copy).
 pub fn finish(api: &mut OpenApi) {
     document_refusals(api);
+    document_codes(api);
     problems_as_problem_json(api);
     describe_every_response(api);
     absent_rather_than_null_bodies(api);
@@ -61,20 +64,38 @@ fn document_refusals(api: &mut OpenApi) {
     let refusals = [
         (
             "400",
-            "`invalid_query`, `invalid_path`, `invalid_id`, `invalid_body`, `invalid_field`, \
-             `invalid_idempotency_key`: a malformed request",
+            listed(
+                &[
+                    codes::INVALID_QUERY,
+                    codes::INVALID_PATH,
+                    codes::INVALID_ID,
+                    codes::INVALID_BODY,
+                    codes::INVALID_FIELD,
+                    codes::INVALID_IDEMPOTENCY_KEY,
+                ],
+                "a malformed request",
+            ),
         ),
         (
             "401",
-            "`unauthenticated`, `invalid_api_key`: no key, an unknown or a revoked one",
+            listed(
+                &[codes::UNAUTHENTICATED, codes::INVALID_API_KEY],
+                "no key, an unknown or a revoked one",
+            ),
         ),
         (
             "403",
-            "`forbidden`, `ledger_forbidden`: the key's role or ledgers do not cover this route",
+            listed(
+                &[codes::FORBIDDEN, codes::LEDGER_FORBIDDEN],
+                "the key's role or ledgers do not cover this route",
+            ),
         ),
         (
             "429",
-            "`rate_limited`: the key is over its rate; see `Retry-After`",
+            listed(
+                &[codes::RATE_LIMITED],
+                "the key is over its rate; see `Retry-After`",
+            ),
         ),
     ];
     for operation in operations_mut(api) {
@@ -105,18 +126,46 @@ fn document_refusals(api: &mut OpenApi) {
         if keyed {
             add(
                 "422",
-                "`idempotency_key_reused`: this Idempotency-Key was used for another request",
+                &listed(
+                    &[codes::IDEMPOTENCY_KEY_REUSED],
+                    "this Idempotency-Key was used for another request",
+                ),
             );
         }
         if has_body {
             add(
                 "415",
-                "`unsupported_media_type`: the body is not of the documented type",
+                &listed(
+                    &[codes::UNSUPPORTED_MEDIA_TYPE],
+                    "the body is not of the documented type",
+                ),
             );
         }
-        for (status, description) in refusals {
+        for (status, description) in &refusals {
             add(status, description);
         }
+    }
+}
+
+/// "`code`, `code`: why" — a response description naming catalogue codes.
+fn listed(codes: &[ErrorCode], why: &str) -> String {
+    let names: Vec<String> = codes
+        .iter()
+        .map(|code| format!("`{}`", code.code))
+        .collect();
+    format!("{}: {why}", names.join(", "))
+}
+
+/// The `code` member of `Problem` lists the catalogue: every code, its status, its meaning.
+fn document_codes(api: &mut OpenApi) {
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(problem))) = components.schemas.get_mut("Problem") else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(code))) = problem.properties.get_mut("code") {
+        code.description = Some(codes::openapi_description());
     }
 }
 
@@ -485,6 +534,59 @@ mod tests {
             let rest = &text[at + marker.len()..];
             rest.find('"').map(|end| rest[..end].to_owned())
         })
+    }
+
+    /// A code named in an error response's description is a code of the catalogue answered
+    /// with that response's status (codes named as an atomic batch item's are the item's own).
+    #[test]
+    fn every_code_a_response_names_is_catalogued_with_that_status() {
+        let document = serde_json::to_value(crate::http::openapi()).expect("the document");
+        let mut wrong = Vec::new();
+        let mut named = 0;
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                let Some(responses) = operation["responses"].as_object() else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    if !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    let description = response["description"].as_str().unwrap_or("");
+                    for word in description.split('`').skip(1).step_by(2) {
+                        let Some(entry) = crate::http::codes::find(word) else {
+                            continue;
+                        };
+                        named += 1;
+                        if entry.status.as_str() != status {
+                            wrong.push(format!(
+                                "{method} {path} {status}: `{word}` is {}",
+                                entry.status.as_u16()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(named > 100, "the scan finds the codes ({named})");
+        assert!(
+            wrong.is_empty(),
+            "codes documented under another status: {wrong:#?}"
+        );
+    }
+
+    /// The `code` member of the Problem schema lists every code of the catalogue.
+    #[test]
+    fn the_problem_code_member_lists_the_catalogue() {
+        let document = serde_json::to_value(crate::http::openapi()).expect("the document");
+        let description = document["components"]["schemas"]["Problem"]["properties"]["code"]
+            ["description"]
+            .as_str()
+            .expect("Problem.code has a description");
+        for entry in crate::http::codes::CATALOGUE {
+            let line = format!("`{}` ({})", entry.code, entry.status.as_u16());
+            assert!(description.contains(&line), "{line} is missing");
+        }
     }
 
     /// Every extension member a problem document may carry is one the code adds with

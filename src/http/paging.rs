@@ -1,5 +1,6 @@
 //! Opaque cursors and bounded page sizes.
 
+use super::codes;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
@@ -31,8 +32,12 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<i64, ApiError> {
     let Some(cursor) = cursor.filter(|cursor| !cursor.is_empty()) else {
         return Ok(0);
     };
-    let invalid =
-        || ApiError::bad_request("invalid_cursor", "cursor is not one this service issued");
+    let invalid = || {
+        ApiError::new(
+            codes::INVALID_CURSOR,
+            "cursor is not one this service issued",
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let after = text
@@ -49,8 +54,8 @@ pub fn page_size(limit: Option<usize>, limits: &Limits) -> Result<usize, ApiErro
     match limit {
         None => Ok(limits.default_page_size),
         Some(limit) if (1..=limits.max_page_size).contains(&limit) => Ok(limit),
-        Some(limit) => Err(ApiError::bad_request(
-            "invalid_limit",
+        Some(limit) => Err(ApiError::new(
+            codes::INVALID_LIMIT,
             format!("limit must be 1 to {}, got {limit}", limits.max_page_size),
         )),
     }

@@ -1,5 +1,7 @@
 //! Every error is `application/problem+json` (RFC 9457) with a stable `code`, a human `detail`
-//! and the request id (§8). The mapping from codes to HTTP statuses lives here, once.
+//! and the request id (§8). Each code's status is in the catalogue (`http::codes`), once: an
+//! `ApiError` is made from a catalogue entry, and a refusal of the engine finds its entry by
+//! its code.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -7,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::codes::{self, ErrorCode};
 use super::openapi::{TransitionActionSchema, TransitionStateSchema};
 use super::request_id::current_request_id;
 use crate::domain::Rejection;
@@ -132,10 +135,11 @@ pub struct StatementLineError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+    /// An error of the catalogue's `code`, with its status.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
         ApiError {
-            status,
-            code,
+            status: code.status,
+            code: code.code,
             detail: detail.into(),
             extensions: Map::new(),
             retry_after_seconds: None,
@@ -143,23 +147,14 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, code, detail)
-    }
-
     pub fn invalid_field(field: &str, reason: impl std::fmt::Display) -> ApiError {
-        ApiError::bad_request("invalid_field", format!("{field}: {reason}"))
+        ApiError::new(codes::INVALID_FIELD, format!("{field}: {reason}"))
             .with("field", Value::String(field.to_owned()))
     }
 
     pub fn internal() -> ApiError {
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            codes::INTERNAL_ERROR,
             "the service failed; the request id identifies it in the logs",
         )
     }
@@ -248,40 +243,20 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The status of each rejection code: 404 for what does not exist, 409 for a conflict with the
-/// current state, 422 for a request that is well-formed but breaks a ledger rule.
-pub fn status_of_rejection(rejection: &Rejection) -> StatusCode {
-    match rejection {
-        Rejection::AccountNotFound(_) | Rejection::TransferNotFound(_) => StatusCode::NOT_FOUND,
-        Rejection::AccountFrozen(_)
-        | Rejection::AccountClosed(_)
-        | Rejection::InvalidStateTransition { .. }
-        | Rejection::TransferExistsWithDifferentFields(_)
-        | Rejection::AccountExistsWithDifferentFields(_)
-        | Rejection::AccountCodeTaken(_)
-        | Rejection::AccountNotEmpty(_) => StatusCode::CONFLICT,
-        Rejection::BatchItemRejected { rejection, .. } => status_of_rejection(rejection),
-        Rejection::Reconciliation(fault) => match fault.code() {
-            "reconciliation_not_found" | "reconciliation_item_not_found" => StatusCode::NOT_FOUND,
-            "reconciliation_already_completed" | "item_already_resolved" | "item_not_resolved" => {
-                StatusCode::CONFLICT
-            }
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        },
-        Rejection::SameAccount
-        | Rejection::UnknownCurrency(_)
-        | Rejection::CurrencyMismatch { .. }
-        | Rejection::InvalidAmount(_)
-        | Rejection::InsufficientFunds(_)
-        | Rejection::CreditsExceedDebits(_)
-        | Rejection::BalanceOverflow(_)
-        | Rejection::PostAmountExceedsPending { .. }
-        | Rejection::ReversalExceedsPostedAmount { .. }
-        | Rejection::TimeoutWithoutPending
-        | Rejection::ExpiryBeforeDeadline(_)
-        | Rejection::ReversalDoesNotMirror(_)
-        | Rejection::GenesisOutOfPlace => StatusCode::UNPROCESSABLE_ENTITY,
-    }
+/// The catalogue's entry of a rejection, found by its code (a unit test of `http::codes` holds
+/// every code of `Rejection::ALL_CODES` to be in the catalogue).
+fn catalogued(rejection: &Rejection) -> ErrorCode {
+    codes::find(rejection.code()).copied().unwrap_or_else(|| {
+        tracing::error!(
+            code = rejection.code(),
+            "a rejection code missing from the catalogue"
+        );
+        ErrorCode {
+            code: rejection.code(),
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            meaning: "",
+        }
+    })
 }
 
 impl From<Rejection> for ApiError {
@@ -291,11 +266,7 @@ impl From<Rejection> for ApiError {
         if let Rejection::BatchItemRejected { index, rejection } = rejection {
             return ApiError::from(*rejection).at_batch_index(index);
         }
-        let mut error = ApiError::new(
-            status_of_rejection(&rejection),
-            rejection.code(),
-            rejection.to_string(),
-        );
+        let mut error = ApiError::new(catalogued(&rejection), rejection.to_string());
         add_rejection_details(&mut error, &rejection);
         error
     }
@@ -340,17 +311,13 @@ impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> ApiError {
         tracing::error!(error = %error, "storage error");
         match error {
-            ref error if error.is_statement_timeout() => {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_timeout",
-                    "the database did not answer within the statement timeout; retry",
-                )
-                .retry_after(1)
-            }
+            ref error if error.is_statement_timeout() => ApiError::new(
+                codes::DATABASE_TIMEOUT,
+                "the database did not answer within the statement timeout; retry",
+            )
+            .retry_after(1),
             StorageError::Pool(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
+                codes::DATABASE_UNAVAILABLE,
                 "the database is not reachable right now; retry",
             )
             .retry_after(1),
@@ -363,14 +330,12 @@ impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> ApiError {
         match error {
             WriteError::Overloaded => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ledger_overloaded",
+                codes::LEDGER_OVERLOADED,
                 "the ledger's write queue is full; retry shortly",
             )
             .retry_after(1),
             WriteError::NotCommitted(reason) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_committed",
+                codes::NOT_COMMITTED,
                 format!(
                     "nothing of this request was committed ({reason}); retry with the same \
                      Idempotency-Key"
@@ -378,16 +343,14 @@ impl From<WriteError> for ApiError {
             )
             .retry_after(1),
             WriteError::OutcomeUnknown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "commit_outcome_unknown",
+                codes::COMMIT_OUTCOME_UNKNOWN,
                 "the database connection broke during the commit and its outcome could not be \
                  read back; retry with the same Idempotency-Key (or the same id): it returns the \
                  committed result, or applies the request once",
             )
             .retry_after(1),
             WriteError::Stopped => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
+                codes::SHUTTING_DOWN,
                 "the service is shutting down; retry on another instance",
             )
             .retry_after(1),

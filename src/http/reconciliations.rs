@@ -6,6 +6,7 @@
 //! items file is hashed page by page, and the completion event goes through the ledger's writer
 //! with the idempotency record, so the run completes once and its response replays.
 
+use super::codes;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use rust_decimal::Decimal;
@@ -143,8 +144,8 @@ impl ReconciliationBody {
 }
 
 fn run_not_found(id: ReconciliationId) -> ApiError {
-    ApiError::not_found(
-        "reconciliation_not_found",
+    ApiError::new(
+        codes::RECONCILIATION_NOT_FOUND,
         format!("reconciliation {id} does not exist in this ledger"),
     )
 }
@@ -163,7 +164,8 @@ fn run_not_found(id: ReconciliationId) -> ApiError {
         ),
         (
             status = 400,
-            description = "`invalid_body`, `idempotency_key_required`",
+            description = "`invalid_body`, `invalid_field` (`date_window_days`), \
+                           `idempotency_key_required`",
             body = Problem,
             content_type = "application/problem+json"
         ),
@@ -181,7 +183,7 @@ fn run_not_found(id: ReconciliationId) -> ApiError {
         ),
         (
             status = 422,
-            description = "`invalid_field`, `idempotency_key_reused`",
+            description = "`idempotency_key_reused`",
             body = Problem,
             content_type = "application/problem+json"
         ),
@@ -296,8 +298,7 @@ async fn complete_run(
         let reason = "the items could not be computed";
         state.storage.fail_run(ledger.id, run.id, reason).await?;
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "reconciliation_failed",
+            codes::RECONCILIATION_FAILED,
             format!("{reason}; the run is failed, start a new one with a new Idempotency-Key"),
         ));
     }
@@ -614,8 +615,8 @@ pub async fn list_items(
         .as_deref()
         .map(|text| {
             ItemStatus::parse(text).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
+                ApiError::new(
+                    codes::INVALID_QUERY,
                     format!(
                         "status must be one of matched, mismatched, ambiguous, missing_in_ledger, \
                          missing_in_statement; got {text:?}"
@@ -862,8 +863,8 @@ pub async fn resolve_item(
     let ledger = state.ledgers.get(&ledger).await?;
     let id = ReconciliationId::new(path_uuid("id", &id)?);
     let item_no: u64 = item_no.parse().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_id",
+        ApiError::new(
+            codes::INVALID_ID,
             format!("item must be a positive integer, got {item_no:?}"),
         )
     })?;
@@ -876,8 +877,7 @@ pub async fn resolve_item(
         .ok_or_else(|| run_not_found(id))?;
     if run.completed_seq.is_none() {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "reconciliation_not_completed",
+            codes::RECONCILIATION_NOT_COMPLETED,
             format!(
                 "reconciliation {id} is {}; only a completed run's items are resolved",
                 run.state
@@ -889,8 +889,8 @@ pub async fn resolve_item(
         .item(ledger.id, id, item_no)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(
-                "reconciliation_item_not_found",
+            ApiError::new(
+                codes::RECONCILIATION_ITEM_NOT_FOUND,
                 format!("item {item_no} is not an item of reconciliation {id}"),
             )
         })?;

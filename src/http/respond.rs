@@ -2,6 +2,7 @@
 //! [`StoredResponse`]: the same bytes are sent, recorded under the request's Idempotency-Key,
 //! and replayed to its retries.
 
+use super::codes;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
@@ -172,8 +173,7 @@ pub fn answer(
 
 pub fn key_reused() -> ApiError {
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency_key_reused",
+        codes::IDEMPOTENCY_KEY_REUSED,
         "this Idempotency-Key was used for a different request",
     )
 }
@@ -181,6 +181,9 @@ pub fn key_reused() -> ApiError {
 /// Parses an id in a path, or `400 invalid_id`.
 pub fn path_uuid(name: &str, text: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(text).map_err(|_| {
-        ApiError::bad_request("invalid_id", format!("{name} must be a UUID, got {text:?}"))
+        ApiError::new(
+            codes::INVALID_ID,
+            format!("{name} must be a UUID, got {text:?}"),
+        )
     })
 }

@@ -1,5 +1,6 @@
 //! What every handler shares: storage, the writers, the ledger directory and the limits.
 
+use super::codes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -76,7 +77,7 @@ impl LedgerDirectory {
             return Ok(ledger.clone());
         }
         let not_found =
-            || ApiError::not_found("ledger_not_found", format!("no ledger named {name:?}"));
+            || ApiError::new(codes::LEDGER_NOT_FOUND, format!("no ledger named {name:?}"));
         if crate::domain::LedgerName::parse(name).is_err() {
             return Err(not_found());
         }

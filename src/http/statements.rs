@@ -6,9 +6,9 @@
 //! transaction. Memory stays bounded by a chunk, whatever the file's size. Any invalid line, or
 //! unbalanced arithmetic, rolls the transaction back: nothing of a refused file is stored.
 
+use super::codes;
 use std::io::{BufReader, Seek, Write};
 
-use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use rust_decimal::Decimal;
@@ -280,8 +280,7 @@ fn same_statement_again(
 ) -> Result<HttpResponse, ApiError> {
     if existing.header.account_id != account_id {
         return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "statement_exists",
+            codes::STATEMENT_EXISTS,
             format!(
                 "these bytes are statement {} of account {}",
                 existing.header.id, existing.header.account_id
@@ -303,8 +302,7 @@ fn format_of(request: &HttpRequest) -> Result<StatementFormat, ApiError> {
         .unwrap_or("");
     StatementFormat::from_content_type(content_type).ok_or_else(|| {
         ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            codes::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "Content-Type must be text/csv, application/x-ndjson, application/xml, text/plain \
                  or application/vnd.swift.mt940, got {content_type:?}"
@@ -314,7 +312,7 @@ fn format_of(request: &HttpRequest) -> Result<StatementFormat, ApiError> {
 }
 
 fn too_large(detail: String) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "statement_too_large", detail)
+    ApiError::new(codes::STATEMENT_TOO_LARGE, detail)
 }
 
 /// The body written to an anonymous temporary file, with its SHA-256 and size.
@@ -339,8 +337,8 @@ async fn spool(
         .map_err(|_| super::context::body_timeout())?
     {
         let chunk = chunk.map_err(|error| {
-            ApiError::bad_request(
-                "invalid_body",
+            ApiError::new(
+                codes::INVALID_BODY,
                 format!("the statement could not be read: {error}"),
             )
         })?;
@@ -375,8 +373,7 @@ async fn spool(
 fn spool_failed(error: std::io::Error) -> ApiError {
     tracing::error!(error = %error, "could not spool a statement to a temporary file");
     ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not_committed",
+        codes::NOT_COMMITTED,
         "the statement could not be buffered; nothing was stored, retry",
     )
     .retry_after(1)
@@ -391,8 +388,7 @@ fn invalid(errors: Vec<LineError>) -> ApiError {
         .map(|error| json!({"line": error.number, "field": error.field, "reason": error.reason}))
         .collect();
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "statement_invalid",
+        codes::STATEMENT_INVALID,
         format!(
             "the statement was refused whole, nothing was stored ({} error(s) listed){first}",
             listed.len()
@@ -502,8 +498,7 @@ fn header_of(
         statement::check_balanced(summary, end.total_in + end.total_out)
     {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "statement_unbalanced",
+            codes::STATEMENT_UNBALANCED,
             format!(
                 "opening balance + entries = {expected}, but the statement's closing balance is \
                  {stated}"
@@ -670,8 +665,8 @@ pub async fn get_statement(
 }
 
 pub fn statement_not_found(id: StatementId) -> ApiError {
-    ApiError::not_found(
-        "statement_not_found",
+    ApiError::new(
+        codes::STATEMENT_NOT_FOUND,
         format!("statement {id} does not exist in this ledger"),
     )
 }

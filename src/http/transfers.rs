@@ -1,5 +1,6 @@
 //! `/v1/ledgers/{ledger}/transfers`: create, get, list.
 
+use super::codes;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -156,8 +157,8 @@ pub async fn list_transfers(
         .as_deref()
         .map(|text| {
             TransferState::parse(text).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_query",
+                ApiError::new(
+                    codes::INVALID_QUERY,
                     format!("state must be pending, posted, voided or expired, got {text:?}"),
                 )
             })
@@ -387,8 +388,8 @@ pub async fn create_transfer_batch(
     let (body, canonical): (TransferBatchRequest, _) = parse_json_body(&request, &body, false)?;
     let max = state.limits.max_batch_transfers;
     if body.transfers.is_empty() || body.transfers.len() > max {
-        return Err(ApiError::bad_request(
-            "batch_too_large",
+        return Err(ApiError::new(
+            codes::BATCH_TOO_LARGE,
             format!(
                 "a batch has 1 to {max} transfers, got {}",
                 body.transfers.len()
