@@ -39,4 +39,4 @@ fi
 mkdir -p target
 log="target/failover-long-$(date -u +%Y%m%dT%H%M%SZ).log"
 echo "failover: FAILOVERS=$FAILOVER_COUNT LOAD_SECONDS=$FAILOVER_LOAD_SECONDS NODES=$FAILOVER_NODES CLIENTS=$FAILOVER_CLIENTS; log in $log"
-cargo test "${release[@]}" --test failover when_the_primary -- --nocapture --test-threads 1 2>&1 | tee "$log"
+cargo test "${release[@]}" --test failover the_primary_s_machine_dies -- --nocapture --test-threads 1 2>&1 | tee "$log"

@@ -23,7 +23,12 @@ pub struct DatabaseArgs {
     #[arg(long, env = "LEDGER_DATA_DIR", default_value = "./.ledger")]
     pub data_dir: PathBuf,
     /// Most database connections this process opens.
-    #[arg(long, env = "LEDGER_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(
+        long,
+        env = "LEDGER_POOL_SIZE",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
     pub pool_size: u16,
     /// Longest a single SQL statement may run.
     #[arg(long, env = "LEDGER_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
@@ -65,7 +70,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGER_READ_DATABASE_URL", hide_env_values = true)]
     pub read_database_url: Option<String>,
     /// Most connections to the read replica.
-    #[arg(long, env = "LEDGER_READ_POOL_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(
+        long,
+        env = "LEDGER_READ_POOL_SIZE",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
     pub read_pool_size: u16,
     /// Address and port to serve HTTP on.
     #[arg(long, env = "LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
@@ -83,19 +93,44 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGER_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: usize,
     /// Most transfers in one batch request (1 to 1000).
-    #[arg(long, env = "LEDGER_MAX_BATCH_TRANSFERS", default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(
+        long,
+        env = "LEDGER_MAX_BATCH_TRANSFERS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
     pub max_batch_transfers: u16,
     /// Largest bank statement file accepted by POST …/statements (413 above it).
-    #[arg(long, env = "LEDGER_MAX_STATEMENT_BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(
+        long,
+        env = "LEDGER_MAX_STATEMENT_BYTES",
+        default_value_t = 256 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub max_statement_bytes: u64,
     /// Most entries in one bank statement (413 above it).
-    #[arg(long, env = "LEDGER_MAX_STATEMENT_LINES", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..=2_000_000_000))]
+    #[arg(
+        long,
+        env = "LEDGER_MAX_STATEMENT_LINES",
+        default_value_t = 2_000_000,
+        value_parser = clap::value_parser!(u64).range(1..=2_000_000_000)
+    )]
     pub max_statement_lines: u64,
     /// Longest wait for the next bytes of a request body (408 body_timeout after it).
-    #[arg(long, env = "LEDGER_BODY_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    #[arg(
+        long,
+        env = "LEDGER_BODY_READ_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000)
+    )]
     pub body_read_timeout_ms: u64,
     /// Longest wait for a request's line and headers (408 after it).
-    #[arg(long, env = "LEDGER_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    #[arg(
+        long,
+        env = "LEDGER_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000)
+    )]
     pub header_read_timeout_ms: u64,
     /// Requests waiting per ledger before new ones get 503 ledger_overloaded.
     #[arg(long, env = "LEDGER_WRITER_QUEUE_CAPACITY", default_value_t = 10_000)]
@@ -104,22 +139,47 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGER_MAX_BATCH_COMMANDS", default_value_t = 1_000)]
     pub max_batch_commands: usize,
     /// How often idle ledgers are checked for pending transfers past their deadline.
-    #[arg(long, env = "LEDGER_EXPIRY_INTERVAL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    #[arg(
+        long,
+        env = "LEDGER_EXPIRY_INTERVAL_MS",
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u64).range(10..=3_600_000)
+    )]
     pub expiry_interval_ms: u64,
     /// Database connections reserved for the ledgers' writers.
-    #[arg(long, env = "LEDGER_WRITER_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(
+        long,
+        env = "LEDGER_WRITER_POOL_SIZE",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
     pub writer_pool_size: u16,
     /// If set and no admin key exists, this token becomes the first admin key.
     #[arg(long, env = "LEDGER_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
     /// Requests per second allowed per API key (429 above it).
-    #[arg(long, env = "LEDGER_RATE_LIMIT_PER_SECOND", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        env = "LEDGER_RATE_LIMIT_PER_SECOND",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub rate_limit_per_second: u32,
     /// Requests an API key may send at once above its rate.
-    #[arg(long, env = "LEDGER_RATE_LIMIT_BURST", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        env = "LEDGER_RATE_LIMIT_BURST",
+        default_value_t = 20_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub rate_limit_burst: u32,
     /// Hours idempotency records are kept for replays.
-    #[arg(long, env = "LEDGER_IDEMPOTENCY_RETENTION_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        env = "LEDGER_IDEMPOTENCY_RETENTION_HOURS",
+        default_value_t = 168,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub idempotency_retention_hours: u32,
     /// Ed25519 key (PKCS#8 PEM) that signs checkpoints and exports. Required with DATABASE_URL;
     /// in dev mode (embedded database) generated under LEDGER_DATA_DIR when absent.
@@ -133,7 +193,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGER_ORIGIN_PREFIX", default_value = "ledger")]
     pub origin_prefix: String,
     /// How often a checkpoint is signed for every ledger whose journal grew.
-    #[arg(long, env = "LEDGER_CHECKPOINT_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    #[arg(
+        long,
+        env = "LEDGER_CHECKPOINT_INTERVAL_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..)
+    )]
     pub checkpoint_interval_ms: u64,
     /// How often every ledger's integrity check runs on its own; 0: only on demand.
     #[arg(
@@ -175,10 +240,16 @@ impl ServeArgs {
             );
         }
         match (&self.signing_key_file, &self.database.database_url) {
-            (Some(path), _) if self.generate_signing_key => Ok(SigningKeySource::GenerateIfMissing(path.clone())),
+            (Some(path), _) if self.generate_signing_key => {
+                Ok(SigningKeySource::GenerateIfMissing(path.clone()))
+            }
             (Some(path), _) => Ok(SigningKeySource::File(path.clone())),
-            (None, None) => Ok(SigningKeySource::GenerateIfMissing(self.database.data_dir.join("signing-key.pem"))),
-            (None, Some(_)) => Err("LEDGER_SIGNING_KEY_FILE is required with DATABASE_URL (create one with `ledger keys generate --out FILE`)".into()),
+            (None, None) => Ok(SigningKeySource::GenerateIfMissing(
+                self.database.data_dir.join("signing-key.pem"),
+            )),
+            (None, Some(_)) => Err("LEDGER_SIGNING_KEY_FILE is required with DATABASE_URL \
+                 (create one with `ledger keys generate --out FILE`)"
+                .into()),
         }
     }
 
@@ -263,7 +334,12 @@ pub struct WitnessArgs {
     #[arg(long, env = "LEDGER_WITNESS_STATE_FILE")]
     pub state: PathBuf,
     /// Time between rounds.
-    #[arg(long, env = "LEDGER_WITNESS_INTERVAL_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    #[arg(
+        long,
+        env = "LEDGER_WITNESS_INTERVAL_MS",
+        default_value_t = 60_000,
+        value_parser = clap::value_parser!(u64).range(100..=86_400_000)
+    )]
     pub interval_ms: u64,
     /// One round, then exit: 0 co-signed or nothing new, 1 error, 3 fork.
     #[arg(long)]

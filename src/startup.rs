@@ -272,7 +272,11 @@ fn spawn_checkpoint_issuer(state: web::Data<AppState>, interval_ms: u64) {
                     signer: &state.signer,
                 };
                 if let Err(error) = auditor.issue_checkpoint(&ledger).await {
-                    tracing::warn!(ledger = %name, error = %error, "could not issue a checkpoint; will retry");
+                    tracing::warn!(
+                        ledger = %name,
+                        error = %error,
+                        "could not issue a checkpoint; will retry"
+                    );
                 }
             }
         }
@@ -298,7 +302,11 @@ fn spawn_integrity_checks(state: web::Data<AppState>, interval_seconds: u64) {
                     signer: &state.signer,
                 };
                 if let Err(error) = auditor.record_integrity_check(&ledger).await {
-                    tracing::warn!(ledger = %ledger.name, error = %error, "the scheduled integrity check could not run");
+                    tracing::warn!(
+                        ledger = %ledger.name,
+                        error = %error,
+                        "the scheduled integrity check could not run"
+                    );
                 }
             }
         }

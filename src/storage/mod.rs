@@ -205,7 +205,11 @@ impl Replica {
     pub(crate) fn failed(&self, error: &StorageError) {
         let mut resting = self.resting_until.lock().expect("never poisoned");
         if resting.is_none_or(|until| Instant::now() >= until) {
-            tracing::warn!(error = %error, "the read replica failed a read; reading from the primary for {} s", REPLICA_REST.as_secs());
+            tracing::warn!(
+                error = %error,
+                "the read replica failed a read; reading from the primary for {} s",
+                REPLICA_REST.as_secs()
+            );
         }
         *resting = Some(Instant::now() + REPLICA_REST);
     }
@@ -378,7 +382,8 @@ impl Storage {
         let row = client
             .query_one(
                 "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1) \
-                 AND pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = $1), 'MEMBER')",
+                 AND pg_has_role(current_user, \
+                                 (SELECT oid FROM pg_roles WHERE rolname = $1), 'MEMBER')",
                 &[&SERVICE_ROLE],
             )
             .await?;
@@ -461,9 +466,15 @@ impl Storage {
         let id: i32 = row.get(0);
         transaction
             .execute(
-                "INSERT INTO ledger_heads (ledger_id, last_seq, last_hash, last_at, merkle_size, merkle_frontier) \
+                "INSERT INTO ledger_heads \
+                 (ledger_id, last_seq, last_hash, last_at, merkle_size, merkle_frontier) \
                  VALUES ($1, 1, $2, $3, 1, $4)",
-                &[&id, &genesis.hash.0.as_slice(), &created_at, &frontier_to_sql(&genesis_frontier(genesis))],
+                &[
+                    &id,
+                    &genesis.hash.0.as_slice(),
+                    &created_at,
+                    &frontier_to_sql(&genesis_frontier(genesis)),
+                ],
             )
             .await?;
         batch::insert_events(&transaction, id, std::slice::from_ref(genesis)).await?;
@@ -573,10 +584,10 @@ mod tests {
             three.get_target_session_attrs(),
             tokio_postgres::config::TargetSessionAttrs::ReadWrite
         );
-        let mut given: tokio_postgres::Config =
-            "postgresql://ledger@a:5432,b:5433/ledger?target_session_attrs=read-write&connect_timeout=1"
-                .parse()
-                .expect("a URL");
+        let mut given: tokio_postgres::Config = "postgresql://ledger@a:5432,b:5433/ledger\
+             ?target_session_attrs=read-write&connect_timeout=1"
+            .parse()
+            .expect("a URL");
         share_connect_timeout(&mut given, Duration::from_millis(6_000));
         assert_eq!(given.get_connect_timeout(), Some(&Duration::from_secs(1)));
         assert_eq!(given.get_ports(), &[5432, 5433]);

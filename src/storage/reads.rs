@@ -65,7 +65,8 @@ impl Storage {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT id, name, assets, metadata, created_at FROM ledgers WHERE id > $1::bigint ORDER BY id LIMIT $2",
+                "SELECT id, name, assets, metadata, created_at FROM ledgers \
+                 WHERE id > $1::bigint ORDER BY id LIMIT $2",
                 &[&after_id, &limit_plus_one(limit)],
             )
             .await?;
@@ -81,7 +82,8 @@ impl Storage {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier FROM ledger_heads WHERE ledger_id = $1",
+                "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier \
+                 FROM ledger_heads WHERE ledger_id = $1",
                 &[&ledger_id],
             )
             .await?;
@@ -105,7 +107,8 @@ impl Storage {
             client.batch_execute("BEGIN").await?;
             let row = client
                 .query_one(
-                    "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier FROM ledger_heads WHERE ledger_id = $1 FOR UPDATE",
+                    "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier \
+                     FROM ledger_heads WHERE ledger_id = $1 FOR UPDATE",
                     &[&ledger_id],
                 )
                 .await?;
@@ -141,7 +144,10 @@ impl Storage {
         limit: usize,
     ) -> Result<Page<Account>, StorageError> {
         let client = self.client().await?;
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ledger_id = $1 AND opened_seq > $2 ORDER BY opened_seq LIMIT $3");
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+             WHERE ledger_id = $1 AND opened_seq > $2 ORDER BY opened_seq LIMIT $3"
+        );
         let rows = client
             .query(&sql, &[&ledger_id, &after_seq, &limit_plus_one(limit)])
             .await?;
@@ -184,8 +190,10 @@ impl Storage {
             Some(account_id) => {
                 let columns = prefixed("t", TRANSFER_COLUMNS);
                 let sql = format!(
-                    "SELECT {columns} FROM postings p JOIN transfers t ON t.ledger_id = p.ledger_id AND t.id = p.transfer_id \
-                     WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq > $3 AND t.journal_seq = p.seq \
+                    "SELECT {columns} FROM postings p \
+                     JOIN transfers t ON t.ledger_id = p.ledger_id AND t.id = p.transfer_id \
+                     WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq > $3 \
+                       AND t.journal_seq = p.seq \
                        AND ($4::text IS NULL OR t.state = $4) \
                      ORDER BY p.seq LIMIT $5"
                 );
@@ -210,8 +218,10 @@ impl Storage {
                     _ => "",
                 };
                 let sql = format!(
-                    "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE ledger_id = $1 AND journal_seq > $2 \
-                       AND ($3::text IS NULL OR state = $3) {unposted} ORDER BY journal_seq LIMIT $4"
+                    "SELECT {TRANSFER_COLUMNS} FROM transfers \
+                     WHERE ledger_id = $1 AND journal_seq > $2 \
+                       AND ($3::text IS NULL OR state = $3) {unposted} \
+                     ORDER BY journal_seq LIMIT $4"
                 );
                 client
                     .query(
@@ -268,7 +278,10 @@ async fn journal_page_on(
     after_seq: i64,
     limit: usize,
 ) -> Result<Page<JournalEvent>, StorageError> {
-    let sql = format!("SELECT {JOURNAL_COLUMNS} FROM journal WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+    let sql = format!(
+        "SELECT {JOURNAL_COLUMNS} FROM journal \
+         WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    );
     let statement = client.prepare_cached(&sql).await?;
     let rows = client
         .query(
@@ -395,7 +408,8 @@ impl Storage {
             .prepare_cached(
                 "SELECT l.name FROM ledgers l WHERE EXISTS \
                  (SELECT FROM transfers t WHERE t.ledger_id = l.id AND t.state = 'pending' \
-                   AND t.expires_at <= GREATEST($1, (SELECT h.last_at FROM ledger_heads h WHERE h.ledger_id = l.id)))",
+                   AND t.expires_at <= GREATEST($1, \
+                         (SELECT h.last_at FROM ledger_heads h WHERE h.ledger_id = l.id)))",
             )
             .await?;
         let rows = client.query(&statement, &[&to_sql_time(at)]).await?;

@@ -50,7 +50,8 @@ pub fn pg_autoctl_or_explain() -> Result<PathBuf, String> {
         .find(|path| path.is_file());
     let Some(pg_autoctl) = found else {
         return Err(format!(
-            "the failover test needs pg_auto_failover: no pg_autoctl on PATH or in {BIN_DIR}; {install}"
+            "the failover test needs pg_auto_failover: no pg_autoctl on PATH or in {BIN_DIR}; \
+             {install}"
         ));
     };
     if !Path::new("/usr/share/postgresql/15/extension/pgautofailover.control").is_file() {
@@ -61,7 +62,8 @@ pub fn pg_autoctl_or_explain() -> Result<PathBuf, String> {
     }
     if !Path::new(BIN_DIR).join("pg_ctl").is_file() {
         return Err(format!(
-            "the failover test needs PostgreSQL 15's server ({BIN_DIR}/pg_ctl): apt-get install postgresql-15"
+            "the failover test needs PostgreSQL 15's server ({BIN_DIR}/pg_ctl): \
+             apt-get install postgresql-15"
         ));
     }
     Ok(pg_autoctl)
@@ -331,8 +333,10 @@ impl Formation {
         let quoted = format!("'{}'", root.display().to_string().replace('\'', "'\\''"));
         let script = format!(
             "cat >/dev/null; \
-             for f in $(find {quoted} -name postmaster.pid 2>/dev/null); do kill -9 $(head -1 \"$f\") 2>/dev/null; done; \
-             for g in $(cat {quoted}/process-groups 2>/dev/null); do kill -9 -- -\"$g\" 2>/dev/null; done; \
+             for f in $(find {quoted} -name postmaster.pid 2>/dev/null); do \
+               kill -9 $(head -1 \"$f\") 2>/dev/null; done; \
+             for g in $(cat {quoted}/process-groups 2>/dev/null); do \
+               kill -9 -- -\"$g\" 2>/dev/null; done; \
              sleep 1; rm -rf {quoted}"
         );
         let mut child = Command::new("sh")
@@ -480,7 +484,8 @@ impl Formation {
             .collect::<Vec<_>>()
             .join(",");
         format!(
-            "host={hosts} port={ports} user={SERVICE_USER} dbname=ledger target_session_attrs={target_session_attrs}"
+            "host={hosts} port={ports} user={SERVICE_USER} dbname=ledger \
+             target_session_attrs={target_session_attrs}"
         )
     }
 
@@ -492,7 +497,8 @@ impl Formation {
             tokio::spawn(connection);
             client
                 .query(
-                    "SELECT nodename, reportedstate::text, goalstate::text FROM pgautofailover.node ORDER BY nodeid",
+                    "SELECT nodename, reportedstate::text, goalstate::text \
+                     FROM pgautofailover.node ORDER BY nodeid",
                     &[],
                 )
                 .await
@@ -585,8 +591,8 @@ impl Formation {
     }
 
     /// The machine of node `index` dies: SIGKILL of its pg_autoctl, postmaster and backends at
-    /// once. Returns when every one of them is gone.
-    pub fn kill_node(&mut self, index: usize) {
+    /// once. Returns when every one of them is gone, with the moment the signal was sent.
+    pub fn kill_node(&mut self, index: usize) -> Instant {
         let child = self.nodes[index]
             .process
             .take()
@@ -597,6 +603,7 @@ impl Formation {
         unsafe {
             libc::kill(-group, libc::SIGKILL);
         }
+        let killed_at = Instant::now();
         let mut child = child;
         let _ = child.wait();
         let gone = poll_until(Duration::from_secs(10), || {
@@ -608,6 +615,7 @@ impl Formation {
             "the processes of {} did not die",
             self.nodes[index].name
         );
+        killed_at
     }
 
     /// An immediate checkpoint on node `index` (so that a base backup of it need not wait for
