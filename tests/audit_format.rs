@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 const ORIGIN: &str = "ledger/demo";
 
-fn at(micros: i64) -> Timestamp {
+/// `micros` after the worked example's origin (the example fixes it byte for byte).
+fn at_micros(micros: i64) -> Timestamp {
     Timestamp::from_unix_micros(1_795_000_000_000_000 + micros)
 }
 
@@ -47,7 +48,7 @@ fn example() -> (SigningKey, Vec<JournalEvent>, Vec<Vec<u8>>) {
             assets: vec![],
             metadata: Metadata::default(),
         },
-        at(0),
+        at_micros(0),
     )
     .unwrap();
     let mut chain = ChainHead::GENESIS;
@@ -74,7 +75,10 @@ fn example() -> (SigningKey, Vec<JournalEvent>, Vec<Vec<u8>>) {
     .iter()
     .enumerate()
     {
-        for applied in book.execute(command, at(1_000 * (n as i64 + 1))).unwrap() {
+        for applied in book
+            .execute(command, at_micros(1_000 * (n as i64 + 1)))
+            .unwrap()
+        {
             events.push(chain.seal(&name, &applied, &provenance));
         }
     }
@@ -100,7 +104,8 @@ fn example() -> (SigningKey, Vec<JournalEvent>, Vec<Vec<u8>>) {
         Line::Checkpoint {
             tree_size: to_seq,
             // Signed as the service signs it: with the time of signing (after the last event).
-            note: sign_checkpoint_at(ORIGIN, to_seq, &frontier.root(), at(4_000), &key).unwrap(),
+            note: sign_checkpoint_at(ORIGIN, to_seq, &frontier.root(), at_micros(4_000), &key)
+                .unwrap(),
         }
         .encode(),
     );

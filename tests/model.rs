@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 const TIMEOUT_SECONDS: u32 = 60;
 
-fn at(seconds: i64) -> Timestamp {
-    Timestamp::from_unix_micros(1_900_000_000_000_000 + seconds * 1_000_000)
-}
+#[path = "common/time.rs"]
+mod time;
+use time::at;
 
 fn cents(value: i64) -> Decimal {
     Decimal::new(value, 2)

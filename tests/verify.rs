@@ -68,9 +68,9 @@ fn public_key() -> VerifyingKey {
     signing_key().verifying_key()
 }
 
-fn at(seconds: i64) -> Timestamp {
-    Timestamp::from_unix_micros(1_900_000_000_000_000 + seconds * 1_000_000)
-}
+#[path = "common/time.rs"]
+mod time;
+use time::at;
 
 fn account_id(n: u128) -> AccountId {
     AccountId::new(Uuid::from_u128(n))

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{owner_connection, spawn_app, TestApp};
+use crate::helpers::{owner_connection, spawn_app, TestApp, Wallet};
 
 fn hash(value: &Value) -> Hash32 {
     Hash32::from_hex(value.as_str().unwrap()).unwrap()
@@ -49,11 +49,7 @@ async fn journal_tree(app: &TestApp, ledger: &str) -> InMemoryMerkleTree {
 /// A ledger with two accounts and `count` transfers between them (in batches of up to 1,000).
 /// A ledger `main` with `count` transfers from `world` to `wallet`, sent in atomic batches of 1000.
 pub async fn ledger_with_transfers(app: &TestApp, count: usize) -> (Uuid, Uuid) {
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = app.open_account("main", "wallet", json!({})).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::Plain).await;
     let mut left = count;
     while left > 0 {
         let size = left.min(1000);
@@ -194,11 +190,7 @@ async fn every_inclusion_and_consistency_proof_verifies_past_the_stored_subtree_
 #[tokio::test]
 async fn an_account_shows_every_posting_with_its_running_balance_and_its_balance_at_any_seq() {
     let app = spawn_app().await;
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = app.open_account("main", "wallet", json!({})).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::Plain).await;
     app.transfer("main", world, wallet, "10.00").await;
     let hold = app
         .post(
@@ -414,13 +406,11 @@ async fn an_export_is_canonical_lines_whose_manifest_is_signed_by_the_published_
 
 async fn integrity_check(app: &TestApp) -> Value {
     let reply = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/integrity-checks",
-            Some(&json!({})),
-            Some(&app.tokens.auditor),
-            Some(&Uuid::new_v4().to_string()),
-        )
+        .request("POST", "/v1/ledgers/main/integrity-checks")
+        .json(&json!({}))
+        .token(&app.tokens.auditor)
+        .idempotency_key(&Uuid::new_v4().to_string())
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     reply.body
@@ -479,11 +469,7 @@ async fn the_integrity_check_passes_a_sound_ledger_and_names_what_was_tampered_w
 async fn a_failed_integrity_check_is_exposed_as_a_metric_of_its_ledger() {
     let app = spawn_app().await;
     let ledger = format!("gauge-{}", Uuid::new_v4().simple());
-    app.create_ledger(&ledger).await;
-    let world = app
-        .open_account(&ledger, "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = app.open_account(&ledger, "wallet", json!({})).await;
+    let (world, wallet) = app.world_and_wallet(&ledger, Wallet::Plain).await;
     let reply = app.transfer(&ledger, world, wallet, "1.00").await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let owner = owner_connection(&app.database).await;
@@ -496,13 +482,11 @@ async fn a_failed_integrity_check_is_exposed_as_a_metric_of_its_ledger() {
         .await
         .unwrap();
     let reply = app
-        .send(
-            "POST",
-            &format!("/v1/ledgers/{ledger}/integrity-checks"),
-            Some(&json!({})),
-            Some(&app.tokens.auditor),
-            Some(&Uuid::new_v4().to_string()),
-        )
+        .request("POST", &format!("/v1/ledgers/{ledger}/integrity-checks"))
+        .json(&json!({}))
+        .token(&app.tokens.auditor)
+        .idempotency_key(&Uuid::new_v4().to_string())
+        .send()
         .await;
     assert_eq!(reply.body["status"], "failed", "{}", reply.text);
     let metrics = app.get("/metrics").await.text;

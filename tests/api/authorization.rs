@@ -348,7 +348,7 @@ async fn create_key(app: &TestApp, role: &str, ledgers: Option<&[&str]>) -> (Uui
 
 /// Every (method, path) operation the served OpenAPI document describes.
 async fn documented_operations(app: &TestApp) -> BTreeSet<(String, String)> {
-    let reply = app.send("GET", "/openapi.json", None, None, None).await;
+    let reply = app.request("GET", "/openapi.json").send().await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let paths = reply.body["paths"]
         .as_object()
@@ -411,7 +411,9 @@ async fn every_route_answers_every_caller_as_the_authorization_matrix_says() {
     let mut callers: Vec<(Caller, Option<String>)> = vec![(Caller::NoKey, None)];
     let (revoked_id, revoked_token) = create_key(&app, "reader", None).await;
     let before = app
-        .send("GET", "/v1/ledgers", None, Some(&revoked_token), None)
+        .request("GET", "/v1/ledgers")
+        .token(&revoked_token)
+        .send()
         .await;
     assert_eq!(
         before.status,
@@ -419,13 +421,9 @@ async fn every_route_answers_every_caller_as_the_authorization_matrix_says() {
         "before revocation (and now cached)"
     );
     let revoked = app
-        .send(
-            "DELETE",
-            &format!("/v1/api-keys/{revoked_id}"),
-            None,
-            Some(&app.tokens.admin),
-            None,
-        )
+        .request("DELETE", &format!("/v1/api-keys/{revoked_id}"))
+        .token(&app.tokens.admin)
+        .send()
         .await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
     assert!(revoked.body["revoked_at"].is_string(), "{}", revoked.text);
@@ -466,13 +464,11 @@ async fn every_route_answers_every_caller_as_the_authorization_matrix_says() {
             let body = (route.method == "POST").then(|| json!({}));
             let idempotency_key = Uuid::new_v4().to_string();
             let reply = app
-                .send(
-                    route.method,
-                    &path,
-                    body.as_ref(),
-                    token.as_deref(),
-                    body.as_ref().map(|_| idempotency_key.as_str()),
-                )
+                .request(route.method, &path)
+                .maybe_json(body.as_ref())
+                .maybe_token(token.as_deref())
+                .maybe_idempotency_key(body.as_ref().map(|_| idempotency_key.as_str()))
+                .send()
                 .await;
             let expected = expected(route, caller);
             if let Some(got) = mismatch(expected, &reply) {
@@ -504,18 +500,16 @@ async fn a_revoked_key_is_refused_at_once_by_the_instance_that_revoked_it() {
     let (id, token) = create_key(&app, "writer", None).await;
     // Used once, so that the key is in the instance's cache when it is revoked.
     let used = app
-        .send("GET", "/v1/ledgers/main", None, Some(&token), None)
+        .request("GET", "/v1/ledgers/main")
+        .token(&token)
+        .send()
         .await;
     assert_eq!(used.status, StatusCode::OK, "{}", used.text);
 
     let revoked = app
-        .send(
-            "DELETE",
-            &format!("/v1/api-keys/{id}"),
-            None,
-            Some(&app.tokens.admin),
-            None,
-        )
+        .request("DELETE", &format!("/v1/api-keys/{id}"))
+        .token(&app.tokens.admin)
+        .send()
         .await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
     for (method, path) in [
@@ -526,7 +520,11 @@ async fn a_revoked_key_is_refused_at_once_by_the_instance_that_revoked_it() {
         let body = (method == "POST").then(|| json!({}));
         let idempotency_key = body.as_ref().map(|_| "after-revocation");
         let reply = app
-            .send(method, path, body.as_ref(), Some(&token), idempotency_key)
+            .request(method, path)
+            .maybe_json(body.as_ref())
+            .token(&token)
+            .maybe_idempotency_key(idempotency_key)
+            .send()
             .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {path}");
         assert_eq!(reply.code(), "invalid_api_key", "{method} {path}");
@@ -534,7 +532,9 @@ async fn a_revoked_key_is_refused_at_once_by_the_instance_that_revoked_it() {
     }
     // The listing shows it revoked; revoking twice is harmless.
     let keys = app
-        .send("GET", "/v1/api-keys", None, Some(&app.tokens.admin), None)
+        .request("GET", "/v1/api-keys")
+        .token(&app.tokens.admin)
+        .send()
         .await;
     let listed = keys.body["data"]
         .as_array()
@@ -546,13 +546,9 @@ async fn a_revoked_key_is_refused_at_once_by_the_instance_that_revoked_it() {
     assert!(listed["revoked_at"].is_string(), "{listed}");
     assert!(listed.get("token").is_none(), "tokens are never listed");
     let again = app
-        .send(
-            "DELETE",
-            &format!("/v1/api-keys/{id}"),
-            None,
-            Some(&app.tokens.admin),
-            None,
-        )
+        .request("DELETE", &format!("/v1/api-keys/{id}"))
+        .token(&app.tokens.admin)
+        .send()
         .await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
 }
@@ -573,17 +569,21 @@ async fn a_key_restricted_to_some_ledgers_lists_only_those() {
     };
     let (_, only_other) = create_key(&app, "reader", Some(&[OTHER])).await;
     let reply = app
-        .send("GET", "/v1/ledgers", None, Some(&only_other), None)
+        .request("GET", "/v1/ledgers")
+        .token(&only_other)
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(names(&reply), [OTHER]);
 
     let (_, two) = create_key(&app, "auditor", Some(&[OTHER, "third"])).await;
-    let reply = app.send("GET", "/v1/ledgers", None, Some(&two), None).await;
+    let reply = app.request("GET", "/v1/ledgers").token(&two).send().await;
     assert_eq!(names(&reply), [OTHER, "third"]);
 
     let reply = app
-        .send("GET", "/v1/ledgers", None, Some(&app.tokens.reader), None)
+        .request("GET", "/v1/ledgers")
+        .token(&app.tokens.reader)
+        .send()
         .await;
     assert_eq!(names(&reply), [MAIN, OTHER, "third"], "an unrestricted key");
 }
@@ -593,13 +593,11 @@ async fn an_admin_restricted_to_other_ledgers_cannot_create_a_ledger_outside_the
     let app = spawn_app().await;
     let (_, only_other) = create_key(&app, "admin", Some(&[OTHER])).await;
     let reply = app
-        .send(
-            "POST",
-            "/v1/ledgers",
-            Some(&json!({"name": "third"})),
-            Some(&only_other),
-            Some("create-third"),
-        )
+        .request("POST", "/v1/ledgers")
+        .json(&json!({"name": "third"}))
+        .token(&only_other)
+        .idempotency_key("create-third")
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
     assert_eq!(reply.code(), "ledger_forbidden");
@@ -609,13 +607,11 @@ async fn an_admin_restricted_to_other_ledgers_cannot_create_a_ledger_outside_the
 
     // The ledger it covers, it may create.
     let reply = app
-        .send(
-            "POST",
-            "/v1/ledgers",
-            Some(&json!({"name": OTHER})),
-            Some(&only_other),
-            Some("create-other"),
-        )
+        .request("POST", "/v1/ledgers")
+        .json(&json!({"name": OTHER}))
+        .token(&only_other)
+        .idempotency_key("create-other")
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
 }
@@ -630,7 +626,11 @@ async fn the_actor_of_every_event_is_the_id_of_the_key_that_caused_it() {
         let app = &app;
         async move {
             let key = Uuid::new_v4().to_string();
-            app.send("POST", path, Some(&body), Some(&token), Some(&key))
+            app.request("POST", path)
+                .json(&body)
+                .token(&token)
+                .idempotency_key(&key)
+                .send()
                 .await
         }
     };
@@ -683,7 +683,9 @@ async fn the_actor_of_every_event_is_the_id_of_the_key_that_caused_it() {
 
     // The keys themselves record the key that created them: the bootstrap admin's id.
     let keys = app
-        .send("GET", "/v1/api-keys", None, Some(&app.tokens.admin), None)
+        .request("GET", "/v1/api-keys")
+        .token(&app.tokens.admin)
+        .send()
         .await;
     let keys = keys.body["data"].as_array().unwrap();
     let bootstrap = keys
@@ -791,19 +793,19 @@ async fn the_cli_creates_an_admin_key_whose_token_works() {
         .to_owned();
 
     let reply = app
-        .send(
-            "POST",
-            "/v1/ledgers",
-            Some(&json!({"name": "main"})),
-            Some(&token),
-            Some("cli-ledger"),
-        )
+        .request("POST", "/v1/ledgers")
+        .json(&json!({"name": "main"}))
+        .token(&token)
+        .idempotency_key("cli-ledger")
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
 
     // The key is an unrestricted admin created by the CLI, and the event's actor.
     let keys = app
-        .send("GET", "/v1/api-keys", None, Some(&token), None)
+        .request("GET", "/v1/api-keys")
+        .token(&token)
+        .send()
         .await;
     assert_eq!(keys.status, StatusCode::OK, "{}", keys.text);
     let key = keys.body["data"]
@@ -834,7 +836,7 @@ fn demands_a_key(security: &Value) -> bool {
 #[tokio::test]
 async fn the_openapi_document_says_which_routes_need_a_key() {
     let app = spawn_app().await;
-    let document = app.send("GET", "/openapi.json", None, None, None).await;
+    let document = app.request("GET", "/openapi.json").send().await;
     assert_eq!(document.status, StatusCode::OK);
     let global = &document.body["security"];
     let mut wrong = Vec::new();
@@ -880,7 +882,7 @@ async fn a_percent_encoded_path_is_authorized_like_the_route_it_reaches() {
         ("DELETE", format!("/v1/api-key%73/{writer_id}")),
     ];
     for (method, path) in &no_key {
-        let reply = app.send(method, path, None, None, None).await;
+        let reply = app.request(method, path).send().await;
         assert_eq!(
             (reply.status, reply.code()),
             (StatusCode::UNAUTHORIZED, "unauthenticated"),
@@ -889,13 +891,9 @@ async fn a_percent_encoded_path_is_authorized_like_the_route_it_reaches() {
         );
     }
     let reply = app
-        .send(
-            "GET",
-            &format!("/v1/ledgers/{MAIN}/journa%6C"),
-            None,
-            Some(&app.tokens.reader),
-            None,
-        )
+        .request("GET", &format!("/v1/ledgers/{MAIN}/journa%6C"))
+        .token(&app.tokens.reader)
+        .send()
         .await;
     assert_eq!(
         (reply.status, reply.code()),
@@ -907,11 +905,15 @@ async fn a_percent_encoded_path_is_authorized_like_the_route_it_reaches() {
     let encoded_main = "/v1/ledgers/m%61in/journal";
     let (_, main_auditor) = create_key(&app, "auditor", Some(&[MAIN])).await;
     let reply = app
-        .send("GET", encoded_main, None, Some(&main_auditor), None)
+        .request("GET", encoded_main)
+        .token(&main_auditor)
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     let reply = app
-        .send("GET", encoded_main, None, Some(&other_auditor), None)
+        .request("GET", encoded_main)
+        .token(&other_auditor)
+        .send()
         .await;
     assert_eq!(
         (reply.status, reply.code()),
@@ -920,7 +922,9 @@ async fn a_percent_encoded_path_is_authorized_like_the_route_it_reaches() {
         reply.text
     );
     let reply = app
-        .send("GET", "/v1/ledgers", None, Some(&writer), None)
+        .request("GET", "/v1/ledgers")
+        .token(&writer)
+        .send()
         .await;
     assert_eq!(
         reply.status,
@@ -936,9 +940,7 @@ async fn signing_keys_for_a_ledger_are_refused_to_a_key_that_does_not_cover_it()
     app.create_ledger(MAIN).await;
     let (_, other_reader) = create_key(&app, "reader", Some(&[OTHER])).await;
     let path = format!("/v1/keys?ledger={MAIN}");
-    let reply = app
-        .send("GET", &path, None, Some(&other_reader), None)
-        .await;
+    let reply = app.request("GET", &path).token(&other_reader).send().await;
     assert_eq!(
         (reply.status, reply.code()),
         (StatusCode::FORBIDDEN, "ledger_forbidden"),
@@ -946,7 +948,9 @@ async fn signing_keys_for_a_ledger_are_refused_to_a_key_that_does_not_cover_it()
         reply.text
     );
     let reply = app
-        .send("GET", &path, None, Some(&app.tokens.reader), None)
+        .request("GET", &path)
+        .token(&app.tokens.reader)
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 }
@@ -970,6 +974,6 @@ async fn a_malformed_authorization_header_is_named_as_such() {
             reply.text
         );
     }
-    let reply = app.send("GET", "/v1/ledgers", None, None, None).await;
+    let reply = app.request("GET", "/v1/ledgers").send().await;
     assert_eq!(reply.code(), "unauthenticated", "no header at all");
 }

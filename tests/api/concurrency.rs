@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     assert_balance_invariants_in_database, assert_journal_reproduces_the_ledger, spawn_app,
-    spawn_app_on, TestApp,
+    spawn_app_on, TestApp, Wallet,
 };
 
 const CLIENTS: usize = 16;
@@ -51,10 +51,7 @@ fn workload() -> impl Strategy<Value = Workload> {
 /// Opens `count` wallets that cannot be overdrawn plus an unconstrained `world` account, and
 /// funds each wallet with 100.00 from `world`.
 async fn funded_wallets(app: &TestApp, count: usize) -> (Uuid, Vec<Uuid>) {
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
+    let world = app.ledger_with_world("main").await;
     let mut wallets = Vec::new();
     for index in 0..count {
         let wallet = app
@@ -214,17 +211,7 @@ async fn two_service_instances_on_one_database_share_one_chain_without_fork_or_g
 async fn an_instance_never_decides_on_balances_another_instance_has_changed() {
     let first = spawn_app().await;
     let second = spawn_app_on(first.database.clone()).await;
-    first.create_ledger("main").await;
-    let world = first
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = first
-        .open_account(
-            "main",
-            "wallet",
-            json!({"debits_must_not_exceed_credits": true}),
-        )
-        .await;
+    let (world, wallet) = first.world_and_wallet("main", Wallet::NoOverdraft).await;
     // The first instance now holds the wallet at 10.00 in its writer's cache...
     assert_eq!(
         first.transfer("main", world, wallet, "10.00").await.status,

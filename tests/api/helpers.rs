@@ -1,5 +1,8 @@
 //! `spawn_app`: a fresh database cloned from a migrated template, on one throwaway PostgreSQL
-//! cluster per test process, and the service on a random port.
+//! cluster per test process, and the service on a random port. The fixtures: the usual ledger
+//! (`world_and_wallet`), a request builder (`TestApp::request`), and `TEST_LOG=1` to see the
+//! service's logs (`RUST_LOG` filters them, default `info`), e.g.
+//! `TEST_LOG=1 cargo test --test api transfers::some_test -- --nocapture`.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -143,7 +146,27 @@ pub async fn spawn_app_on(database: tokio_postgres::Config) -> TestApp {
     spawn_app_with(settings_for(database)).await
 }
 
+/// With `TEST_LOG` set (and not `0`), the service's logs go to the test's output, in the
+/// human-readable format, filtered by `RUST_LOG` (default `info`; `tokio_postgres` capped at
+/// `warn`, as the service does).
+fn init_test_logging() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_none_or(|value| value == "0") {
+            return;
+        }
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+            .add_directive("tokio_postgres=warn".parse().expect("a valid directive"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    init_test_logging();
     let database = match &settings.database {
         Database::Given(config) => config.as_ref().clone(),
         Database::Embedded(_) => unreachable!("tests use the shared cluster"),
@@ -170,6 +193,75 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     app.tokens.reader = app.create_key("reader", None).await;
     app.tokens.auditor = app.create_key("auditor", None).await;
     app
+}
+
+/// How [`TestApp::world_and_wallet`] opens `wallet`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wallet {
+    /// No balance constraint.
+    Plain,
+    /// `debits_must_not_exceed_credits`: it cannot be overdrawn.
+    NoOverdraft,
+}
+
+/// A request being built by [`TestApp::request`].
+#[must_use = "a request does nothing until sent"]
+pub struct Request<'a> {
+    app: &'a TestApp,
+    method: reqwest::Method,
+    path: String,
+    body: Option<Value>,
+    token: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+impl Request<'_> {
+    /// A JSON body.
+    pub fn json(self, body: &Value) -> Self {
+        self.maybe_json(Some(body))
+    }
+
+    /// A JSON body, or none.
+    pub fn maybe_json(mut self, body: Option<&Value>) -> Self {
+        self.body = body.cloned();
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn token(self, token: &str) -> Self {
+        self.maybe_token(Some(token))
+    }
+
+    /// `Authorization: Bearer <token>`, or no Authorization header.
+    pub fn maybe_token(mut self, token: Option<&str>) -> Self {
+        self.token = token.map(str::to_owned);
+        self
+    }
+
+    pub fn idempotency_key(self, key: &str) -> Self {
+        self.maybe_idempotency_key(Some(key))
+    }
+
+    /// An `Idempotency-Key`, or none.
+    pub fn maybe_idempotency_key(mut self, key: Option<&str>) -> Self {
+        self.idempotency_key = key.map(str::to_owned);
+        self
+    }
+
+    pub async fn send(self) -> Reply {
+        let app = self.app;
+        let mut request = app.client.request(self.method, app.url(&self.path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = &self.idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = &self.body {
+            request = request.json(body);
+        }
+        Reply::read(request.send().await.expect("request")).await
+    }
 }
 
 /// A response, read whole.
@@ -228,44 +320,36 @@ impl TestApp {
         }
     }
 
-    /// Any request: `token` None sends no Authorization; `idempotency_key` None sends none.
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        token: Option<&str>,
-        idempotency_key: Option<&str>,
-    ) -> Reply {
-        let mut request = self.client.request(method.parse().unwrap(), self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+    /// Any request, built step by step: nothing but the method and the path unless added (no
+    /// Authorization, no Idempotency-Key, no body), e.g.
+    /// `app.request("POST", path).json(&body).token(&app.tokens.writer).idempotency_key("k")
+    /// .send().await`.
+    pub fn request<'a>(&'a self, method: &str, path: &str) -> Request<'a> {
+        Request {
+            app: self,
+            method: method.parse().expect("an HTTP method"),
+            path: path.to_owned(),
+            body: None,
+            token: None,
+            idempotency_key: None,
         }
-        if let Some(key) = idempotency_key {
-            request = request.header("Idempotency-Key", key);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        Reply::read(request.send().await.expect("request")).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send("GET", path, None, Some(self.token_for("GET", path)), None)
+        self.request("GET", path)
+            .token(self.token_for("GET", path))
+            .send()
             .await
     }
 
     /// POST with the route's usual key and a fresh Idempotency-Key.
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        let key = Uuid::new_v4().to_string();
-        self.send(
-            "POST",
-            path,
-            Some(body),
-            Some(self.token_for("POST", path)),
-            Some(&key),
-        )
-        .await
+        self.request("POST", path)
+            .json(body)
+            .token(self.token_for("POST", path))
+            .idempotency_key(&Uuid::new_v4().to_string())
+            .send()
+            .await
     }
 
     pub async fn post_raw(
@@ -313,6 +397,26 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         reply.body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Ledger `ledger` with the account `world` (EUR, normal side debit: where money comes
+    /// from); returns its id.
+    pub async fn ledger_with_world(&self, ledger: &str) -> Uuid {
+        self.create_ledger(ledger).await;
+        self.open_account(ledger, "world", json!({"normal_side": "debit"}))
+            .await
+    }
+
+    /// The usual test ledger: `ledger` with `world` (EUR, normal side debit) and `wallet` (EUR,
+    /// normal side credit, opened as `wallet` says); returns (world, wallet).
+    pub async fn world_and_wallet(&self, ledger: &str, wallet: Wallet) -> (Uuid, Uuid) {
+        let world = self.ledger_with_world(ledger).await;
+        let options = match wallet {
+            Wallet::Plain => json!({}),
+            Wallet::NoOverdraft => json!({"debits_must_not_exceed_credits": true}),
+        };
+        let wallet = self.open_account(ledger, "wallet", options).await;
+        (world, wallet)
     }
 
     pub async fn transfer(&self, ledger: &str, debit: Uuid, credit: Uuid, amount: &str) -> Reply {

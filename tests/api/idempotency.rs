@@ -7,22 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, Reply, TestApp};
-
-async fn ledger_with_wallet(app: &TestApp) -> (Uuid, Uuid) {
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = app
-        .open_account(
-            "main",
-            "wallet",
-            json!({"debits_must_not_exceed_credits": true}),
-        )
-        .await;
-    (world, wallet)
-}
+use crate::helpers::{spawn_app, Reply, TestApp, Wallet};
 
 fn transfer_body(debit: Uuid, credit: Uuid, amount: &str) -> Value {
     json!({
@@ -34,14 +19,12 @@ fn transfer_body(debit: Uuid, credit: Uuid, amount: &str) -> Value {
 }
 
 async fn post_with_key(app: &TestApp, path: &str, body: &Value, key: &str) -> Reply {
-    app.send(
-        "POST",
-        path,
-        Some(body),
-        Some(&app.tokens.writer),
-        Some(key),
-    )
-    .await
+    app.request("POST", path)
+        .json(body)
+        .token(&app.tokens.writer)
+        .idempotency_key(key)
+        .send()
+        .await
 }
 
 async fn transfer_count(app: &TestApp) -> usize {
@@ -58,7 +41,7 @@ fn replayed(reply: &Reply) -> bool {
 #[tokio::test]
 async fn a_retry_with_the_same_key_replays_the_original_response_byte_for_byte() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let first = post_with_key(
         &app,
         "/v1/ledgers/main/transfers",
@@ -86,7 +69,7 @@ async fn a_retry_with_the_same_key_replays_the_original_response_byte_for_byte()
 #[tokio::test]
 async fn the_same_key_with_another_request_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     post_with_key(
         &app,
         "/v1/ledgers/main/transfers",
@@ -125,7 +108,7 @@ async fn the_same_key_with_another_request_is_refused_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_identical_requests_have_exactly_one_effect() {
     let app = Arc::new(spawn_app().await);
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let body = transfer_body(world, wallet, "1.00");
     let requests: Vec<_> = (0..50)
         .map(|_| {
@@ -162,7 +145,7 @@ async fn fifty_concurrent_identical_requests_have_exactly_one_effect() {
 #[tokio::test]
 async fn a_retry_after_a_lost_response_has_one_effect() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let body = transfer_body(world, wallet, "2.00");
     // The response is lost: the client reads its status line and drops the rest.
     let lost = app
@@ -214,7 +197,7 @@ async fn a_retry_after_a_lost_response_has_one_effect() {
 #[tokio::test]
 async fn a_replayed_failure_stays_a_failure_after_the_account_is_funded() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let spend = transfer_body(wallet, world, "10.00");
     let refused = post_with_key(&app, "/v1/ledgers/main/transfers", &spend, "spend-1").await;
     assert_eq!(
@@ -244,26 +227,22 @@ async fn a_replayed_failure_stays_a_failure_after_the_account_is_funded() {
 #[tokio::test]
 async fn a_key_is_scoped_by_the_api_key_that_sent_it() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let second_writer = app.create_key("writer", None).await;
     let body = transfer_body(world, wallet, "1.00");
     let first = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/transfers",
-            Some(&body),
-            Some(&app.tokens.writer),
-            Some("shared"),
-        )
+        .request("POST", "/v1/ledgers/main/transfers")
+        .json(&body)
+        .token(&app.tokens.writer)
+        .idempotency_key("shared")
+        .send()
         .await;
     let second = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/transfers",
-            Some(&body),
-            Some(&second_writer),
-            Some("shared"),
-        )
+        .request("POST", "/v1/ledgers/main/transfers")
+        .json(&body)
+        .token(&second_writer)
+        .idempotency_key("shared")
+        .send()
         .await;
     assert_eq!(
         (first.status, second.status),
@@ -277,7 +256,7 @@ async fn a_key_is_scoped_by_the_api_key_that_sent_it() {
 #[tokio::test]
 async fn the_journal_records_the_key_of_the_request_that_caused_each_event() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     post_with_key(
         &app,
         "/v1/ledgers/main/transfers",
@@ -298,15 +277,12 @@ async fn the_journal_records_the_key_of_the_request_that_caused_each_event() {
 #[tokio::test]
 async fn a_write_needs_a_key_unless_its_body_names_its_own_id() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let without_key = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/transfers",
-            Some(&transfer_body(world, wallet, "1.00")),
-            Some(&app.tokens.writer),
-            None,
-        )
+        .request("POST", "/v1/ledgers/main/transfers")
+        .json(&transfer_body(world, wallet, "1.00"))
+        .token(&app.tokens.writer)
+        .send()
         .await;
     assert_eq!(
         (without_key.status, without_key.code()),
@@ -315,22 +291,16 @@ async fn a_write_needs_a_key_unless_its_body_names_its_own_id() {
     let mut with_id = transfer_body(world, wallet, "1.00");
     with_id["id"] = json!(Uuid::new_v4());
     let first = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/transfers",
-            Some(&with_id),
-            Some(&app.tokens.writer),
-            None,
-        )
+        .request("POST", "/v1/ledgers/main/transfers")
+        .json(&with_id)
+        .token(&app.tokens.writer)
+        .send()
         .await;
     let again = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/transfers",
-            Some(&with_id),
-            Some(&app.tokens.writer),
-            None,
-        )
+        .request("POST", "/v1/ledgers/main/transfers")
+        .json(&with_id)
+        .token(&app.tokens.writer)
+        .send()
         .await;
     assert_eq!(
         (first.status, again.status),
@@ -340,13 +310,11 @@ async fn a_write_needs_a_key_unless_its_body_names_its_own_id() {
     assert_eq!(transfer_count(&app).await, 1);
     for bad_key in ["", &"k".repeat(256), "tab\there"] {
         let reply = app
-            .send(
-                "POST",
-                "/v1/ledgers/main/transfers",
-                Some(&with_id),
-                Some(&app.tokens.writer),
-                Some(bad_key),
-            )
+            .request("POST", "/v1/ledgers/main/transfers")
+            .json(&with_id)
+            .token(&app.tokens.writer)
+            .idempotency_key(bad_key)
+            .send()
             .await;
         assert_eq!(
             (reply.status, reply.code()),
@@ -361,13 +329,11 @@ async fn creating_a_ledger_or_an_api_key_is_idempotent_too() {
     let app = spawn_app().await;
     let books = json!({"name": "books"});
     let create = |key: &'static str| {
-        app.send(
-            "POST",
-            "/v1/ledgers",
-            Some(&books),
-            Some(&app.tokens.admin),
-            Some(key),
-        )
+        app.request("POST", "/v1/ledgers")
+            .json(&books)
+            .token(&app.tokens.admin)
+            .idempotency_key(key)
+            .send()
     };
     let first = create("ledger-1").await;
     let retry = create("ledger-1").await;
@@ -386,24 +352,20 @@ async fn creating_a_ledger_or_an_api_key_is_idempotent_too() {
 
     let key_body = json!({"name": "svc", "role": "reader"});
     let created = app
-        .send(
-            "POST",
-            "/v1/api-keys",
-            Some(&key_body),
-            Some(&app.tokens.admin),
-            Some("key-1"),
-        )
+        .request("POST", "/v1/api-keys")
+        .json(&key_body)
+        .token(&app.tokens.admin)
+        .idempotency_key("key-1")
+        .send()
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
     assert!(created.body["token"].is_string());
     let replay = app
-        .send(
-            "POST",
-            "/v1/api-keys",
-            Some(&key_body),
-            Some(&app.tokens.admin),
-            Some("key-1"),
-        )
+        .request("POST", "/v1/api-keys")
+        .json(&key_body)
+        .token(&app.tokens.admin)
+        .idempotency_key("key-1")
+        .send()
         .await;
     assert_eq!(
         (replay.status, replay.body["id"].clone()),
@@ -419,7 +381,7 @@ async fn creating_a_ledger_or_an_api_key_is_idempotent_too() {
 #[tokio::test]
 async fn purging_expired_records_frees_the_key_and_never_touches_the_journal() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let body = transfer_body(world, wallet, "1.00");
     post_with_key(&app, "/v1/ledgers/main/transfers", &body, "old-key").await;
     let journal_before = app.journal("main").await;

@@ -9,21 +9,11 @@ use uuid::Uuid;
 
 use crate::helpers::{
     assert_balance_invariants_in_database, assert_journal_reproduces_the_ledger, fresh_database,
-    settings_for, spawn_app, spawn_app_on, spawn_app_with, TestApp,
+    settings_for, spawn_app, spawn_app_on, spawn_app_with, TestApp, Wallet,
 };
 
 async fn ledger_with_accounts(app: &TestApp) -> (Uuid, Uuid) {
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = app
-        .open_account(
-            "main",
-            "wallet",
-            json!({"debits_must_not_exceed_credits": true}),
-        )
-        .await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     assert_eq!(
         app.transfer("main", world, wallet, "100.00").await.status,
         StatusCode::CREATED

@@ -42,10 +42,12 @@ fn retry_after(reply: &Reply) -> u64 {
 
 /// The service still answers: readiness, and an authenticated read.
 async fn assert_still_serving(app: &TestApp) {
-    let ready = app.send("GET", "/health/ready", None, None, None).await;
+    let ready = app.request("GET", "/health/ready").send().await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     let read = app
-        .send("GET", "/v1/ledgers", None, Some(&app.tokens.admin), None)
+        .request("GET", "/v1/ledgers")
+        .token(&app.tokens.admin)
+        .send()
         .await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.text);
 }
@@ -94,10 +96,7 @@ async fn a_key_over_its_rate_is_refused_with_retry_after_and_other_keys_are_not(
     let read = |token: &str| {
         let token = token.to_owned();
         let app = &app;
-        async move {
-            app.send("GET", "/v1/ledgers", None, Some(&token), None)
-                .await
-        }
+        async move { app.request("GET", "/v1/ledgers").token(&token).send().await }
     };
     // A fresh key has its burst of two; within one second a third request is refused. (On a
     // machine so slow that a request takes a second, a cell comes back; keep going until
@@ -127,14 +126,12 @@ async fn a_key_over_its_rate_is_refused_with_retry_after_and_other_keys_are_not(
     assert_eq!(read(&other).await.status, StatusCode::OK);
     for _ in 0..5 {
         for path in ["/health/live", "/metrics"] {
-            let reply = app.send("GET", path, None, Some(&limited), None).await;
+            let reply = app.request("GET", path).token(&limited).send().await;
             assert_eq!(reply.status, StatusCode::OK, "{path}");
         }
     }
     assert_eq!(
-        app.send("GET", "/health/ready", None, None, None)
-            .await
-            .status,
+        app.request("GET", "/health/ready").send().await.status,
         StatusCode::OK
     );
     // Honouring Retry-After (the behaviour under test, not a synchronisation) is enough.
@@ -180,7 +177,9 @@ async fn list_page(app: &TestApp, list: &str, query: &str) -> Reply {
     } else {
         &app.tokens.admin
     };
-    app.send("GET", &format!("{list}?{query}"), None, Some(token), None)
+    app.request("GET", &format!("{list}?{query}"))
+        .token(token)
+        .send()
         .await
 }
 
@@ -371,7 +370,11 @@ async fn a_malformed_or_missing_idempotency_key_is_refused() {
             } else {
                 &app.tokens.admin
             };
-            app.send("POST", path, Some(&body), Some(token), key.as_deref())
+            app.request("POST", path)
+                .json(&body)
+                .token(token)
+                .maybe_idempotency_key(key.as_deref())
+                .send()
                 .await
         }
     };
@@ -577,13 +580,11 @@ async fn a_statement_timeout_commits_nothing_and_the_retry_with_the_same_key_suc
     let body =
         json!({"debit_account_id": a, "credit_account_id": b, "amount": "1.00", "currency": "EUR"});
     let send = || {
-        app.send(
-            "POST",
-            "/v1/ledgers/main/transfers",
-            Some(&body),
-            Some(&app.tokens.writer),
-            Some("timeout-retry"),
-        )
+        app.request("POST", "/v1/ledgers/main/transfers")
+            .json(&body)
+            .token(&app.tokens.writer)
+            .idempotency_key("timeout-retry")
+            .send()
     };
     // The batch waits on the head past the statement timeout: nothing commits.
     let reply = send().await;

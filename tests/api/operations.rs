@@ -130,7 +130,9 @@ async fn a_known_route_with_another_method_is_405_naming_the_methods_it_takes() 
         ("POST", "/health/live", "GET"),
     ] {
         let reply = app
-            .send(method, path, None, Some(&app.tokens.admin), None)
+            .request(method, path)
+            .token(&app.tokens.admin)
+            .send()
             .await;
         assert_eq!(
             reply.status,
@@ -141,6 +143,6 @@ async fn a_known_route_with_another_method_is_405_naming_the_methods_it_takes() 
         assert_eq!(reply.content_type(), "application/problem+json");
         assert_eq!(reply.headers["allow"], allowed, "{method} {path}");
     }
-    let unknown = app.send("DELETE", "/no/such/route", None, None, None).await;
+    let unknown = app.request("DELETE", "/no/such/route").send().await;
     assert_eq!(unknown.code(), "route_not_found");
 }

@@ -285,14 +285,12 @@ async fn upload(
 }
 
 async fn run(app: &TestApp, statement: &str, key: &str) -> Reply {
-    app.send(
-        "POST",
-        "/v1/ledgers/main/reconciliations",
-        Some(&json!({"statement_id": statement, "date_window_days": 3})),
-        Some(&app.tokens.writer),
-        Some(key),
-    )
-    .await
+    app.request("POST", "/v1/ledgers/main/reconciliations")
+        .json(&json!({"statement_id": statement, "date_window_days": 3}))
+        .token(&app.tokens.writer)
+        .idempotency_key(key)
+        .send()
+        .await
 }
 
 async fn items_file(app: &TestApp, run_id: &str) -> String {
@@ -609,13 +607,11 @@ async fn a_run_repeated_with_its_key_is_that_run_and_a_new_run_sees_only_what_pr
     assert_eq!(again.text, first.text, "the same key replays the same run");
     assert_eq!(again.headers["idempotent-replayed"], "true");
     let other_body = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/reconciliations",
-            Some(&json!({"statement_id": statement, "date_window_days": 5})),
-            Some(&app.tokens.writer),
-            Some("run-1"),
-        )
+        .request("POST", "/v1/ledgers/main/reconciliations")
+        .json(&json!({"statement_id": statement, "date_window_days": 5}))
+        .token(&app.tokens.writer)
+        .idempotency_key("run-1")
+        .send()
         .await;
     assert_eq!(other_body.code(), "idempotency_key_reused");
 
@@ -648,13 +644,14 @@ async fn a_run_repeated_with_its_key_is_that_run_and_a_new_run_sees_only_what_pr
 }
 
 async fn resolve(app: &TestApp, run_id: &str, item: u64, body: Value, token: &str) -> Reply {
-    app.send(
+    app.request(
         "POST",
         &format!("/v1/ledgers/main/reconciliations/{run_id}/items/{item}/resolve"),
-        Some(&body),
-        Some(token),
-        Some(&Uuid::new_v4().to_string()),
     )
+    .json(&body)
+    .token(token)
+    .idempotency_key(&Uuid::new_v4().to_string())
+    .send()
     .await
 }
 

@@ -13,23 +13,13 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::audit::{export_lines, ledger_with_transfers};
-use crate::helpers::{owner_connection, spawn_app, TestApp};
+use crate::helpers::{owner_connection, spawn_app, TestApp, Wallet};
 
 /// A ledger of 3 accounts and about 20 events of every kind. Returns the wallet and the shop;
 /// the last event is the reversal of a payment from the wallet to the shop, so the wallet's last
 /// posting is a credit and the shop's a debit.
 async fn busy_ledger(app: &TestApp) -> (Uuid, Uuid) {
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = app
-        .open_account(
-            "main",
-            "wallet",
-            json!({"debits_must_not_exceed_credits": true}),
-        )
-        .await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let shop = app.open_account("main", "shop", json!({})).await;
     for amount in ["50.00", "20.00", "5.25"] {
         assert_eq!(
@@ -125,13 +115,11 @@ pub(crate) fn verify(export: &[u8], key: &PathBuf) -> (i32, Value) {
 
 async fn integrity_findings(app: &TestApp) -> Vec<Value> {
     let reply = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/integrity-checks",
-            Some(&json!({})),
-            Some(&app.tokens.auditor),
-            Some(&Uuid::new_v4().to_string()),
-        )
+        .request("POST", "/v1/ledgers/main/integrity-checks")
+        .json(&json!({}))
+        .token(&app.tokens.auditor)
+        .idempotency_key(&Uuid::new_v4().to_string())
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     reply.body["findings"].as_array().unwrap().clone()

@@ -2,28 +2,14 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, Wallet};
 
 /// A ledger with an unconstrained `world` account and a wallet that cannot be overdrawn.
-async fn ledger_with_wallet(app: &TestApp) -> (Uuid, Uuid) {
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = app
-        .open_account(
-            "main",
-            "wallet",
-            json!({"debits_must_not_exceed_credits": true}),
-        )
-        .await;
-    (world, wallet)
-}
 
 #[tokio::test]
 async fn a_posted_transfer_moves_both_balances_at_once() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let reply = app.transfer("main", world, wallet, "10.5").await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     assert_eq!(reply.body["amount"], "10.50");
@@ -57,7 +43,7 @@ async fn a_posted_transfer_moves_both_balances_at_once() {
 #[tokio::test]
 async fn a_constrained_account_cannot_be_overdrawn_and_the_refusal_changes_nothing() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     app.transfer("main", world, wallet, "5.00").await;
     let reply = app.transfer("main", wallet, world, "5.01").await;
     assert_eq!(
@@ -108,7 +94,7 @@ async fn a_credit_limited_account_cannot_take_more_credits_than_debits() {
 #[tokio::test]
 async fn a_client_id_is_a_natural_key_for_transfers() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let id = Uuid::new_v4();
     let body = json!({
         "id": id,
@@ -143,7 +129,7 @@ async fn a_client_id_is_a_natural_key_for_transfers() {
 #[tokio::test]
 async fn every_kind_of_bad_transfer_is_a_clear_client_error_and_moves_nothing() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let usd = app
         .open_account("main", "usd", json!({"currency": "USD"}))
         .await;
@@ -291,7 +277,7 @@ async fn every_kind_of_bad_transfer_is_a_clear_client_error_and_moves_nothing() 
 #[tokio::test]
 async fn a_pending_transfer_reserves_without_posting() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     app.transfer("main", world, wallet, "10").await;
     let body = json!({
         "debit_account_id": wallet,
@@ -321,7 +307,7 @@ async fn a_pending_transfer_reserves_without_posting() {
 #[tokio::test]
 async fn transfers_are_listed_by_account_and_by_state() {
     let app = spawn_app().await;
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     let other = app.open_account("main", "other", json!({})).await;
     for amount in ["1", "2", "3"] {
         app.transfer("main", world, wallet, amount).await;
@@ -404,7 +390,7 @@ async fn transfers_are_listed_by_account_and_by_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_the_database_refuses_fails_alone_not_with_its_batch() {
     let app = std::sync::Arc::new(spawn_app().await);
-    let (world, wallet) = ledger_with_wallet(&app).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::NoOverdraft).await;
     // A rule the database enforces and the service does not know: it stands for any data a
     // future bug would let through to PostgreSQL.
     crate::helpers::owner_connection(&app.database)

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::audit::export_lines;
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, TestApp, Wallet};
 use crate::tamper::{join, public_key_pem};
 
 fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
@@ -42,13 +42,11 @@ fn verify_with(export: &[u8], key: &PathBuf, more: &[&str]) -> (i32, Value) {
 
 async fn integrity_findings(app: &TestApp) -> Vec<Value> {
     let reply = app
-        .send(
-            "POST",
-            "/v1/ledgers/main/integrity-checks",
-            Some(&json!({})),
-            Some(&app.tokens.auditor),
-            Some(&Uuid::new_v4().to_string()),
-        )
+        .request("POST", "/v1/ledgers/main/integrity-checks")
+        .json(&json!({}))
+        .token(&app.tokens.auditor)
+        .idempotency_key(&Uuid::new_v4().to_string())
+        .send()
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     reply.body["findings"].as_array().unwrap().clone()
@@ -91,11 +89,7 @@ async fn two_legal_transfers_whose_euro_total_exceeds_10_to_the_28_cents_verify(
 #[tokio::test]
 async fn exports_are_held_to_the_checkpoints_an_auditor_kept() {
     let app = spawn_app().await;
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
-    let wallet = app.open_account("main", "wallet", json!({})).await;
+    let (world, wallet) = app.world_and_wallet("main", Wallet::Plain).await;
     for amount in ["1.00", "2.00", "3.00"] {
         app.transfer("main", world, wallet, amount).await;
     }

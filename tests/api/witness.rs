@@ -37,10 +37,7 @@ async fn service() -> TestApp {
 
 /// The ledger `main` with two accounts; returns them.
 async fn ledger(app: &TestApp) -> (Uuid, Uuid) {
-    app.create_ledger("main").await;
-    let world = app
-        .open_account("main", "world", json!({"normal_side": "debit"}))
-        .await;
+    let world = app.ledger_with_world("main").await;
     let alice = app.open_account("main", "alice", json!({})).await;
     (world, alice)
 }
@@ -449,14 +446,11 @@ async fn the_service_serves_the_co_signed_note_and_clients_count_only_the_witnes
 }
 
 async fn post_cosignature(app: &TestApp, witness_key: &str, note: &str) -> crate::helpers::Reply {
-    app.send(
-        "POST",
-        "/v1/ledgers/main/checkpoint/cosignatures",
-        Some(&json!({ "witness_key": witness_key, "note": note })),
-        Some(&app.tokens.auditor),
-        None,
-    )
-    .await
+    app.request("POST", "/v1/ledgers/main/checkpoint/cosignatures")
+        .json(&json!({ "witness_key": witness_key, "note": note }))
+        .token(&app.tokens.auditor)
+        .send()
+        .await
 }
 
 #[tokio::test]
@@ -488,13 +482,11 @@ async fn a_cosignature_is_kept_once_and_only_over_a_checkpoint_the_service_signe
     // With an Idempotency-Key, a retry replays.
     for _ in 0..2 {
         let reply = app
-            .send(
-                "POST",
-                "/v1/ledgers/main/checkpoint/cosignatures",
-                Some(&json!({ "witness_key": witness.to_vkey(), "note": cosigned })),
-                Some(&app.tokens.auditor),
-                Some("cosign-once"),
-            )
+            .request("POST", "/v1/ledgers/main/checkpoint/cosignatures")
+            .json(&json!({ "witness_key": witness.to_vkey(), "note": cosigned }))
+            .token(&app.tokens.auditor)
+            .idempotency_key("cosign-once")
+            .send()
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     }

@@ -27,11 +27,19 @@ async fn the_writer_reports_its_journal_head_queue_depth_and_replays_per_ledger(
     let path = "/v1/ledgers/metered/transfers";
     let token = app.tokens.writer.clone();
     let first = app
-        .send("POST", path, Some(&body), Some(&token), Some("metered-key"))
+        .request("POST", path)
+        .json(&body)
+        .token(&token)
+        .idempotency_key("metered-key")
+        .send()
         .await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     let replay = app
-        .send("POST", path, Some(&body), Some(&token), Some("metered-key"))
+        .request("POST", path)
+        .json(&body)
+        .token(&token)
+        .idempotency_key("metered-key")
+        .send()
         .await;
     assert_eq!(replay.status, StatusCode::CREATED, "{}", replay.text);
 
