@@ -41,8 +41,7 @@ pub struct DatabaseArgs {
 impl DatabaseArgs {
     pub fn database(&self) -> Result<Database, String> {
         match &self.database_url {
-            Some(url) => url
-                .parse::<tokio_postgres::Config>()
+            Some(url) => crate::storage::parse_database_url(url)
                 .map(|config| Database::Given(Box::new(config)))
                 .map_err(|error| format!("DATABASE_URL is not a PostgreSQL URL: {error}")),
             None => Ok(Database::Embedded(self.data_dir.clone())),
@@ -224,7 +223,7 @@ impl ServeArgs {
                     .into(),
             );
         }
-        let config = url.parse::<tokio_postgres::Config>().map_err(|error| {
+        let config = crate::storage::parse_database_url(url).map_err(|error| {
             format!("LEDGER_READ_DATABASE_URL is not a PostgreSQL URL: {error}")
         })?;
         Ok(Some(ReadDatabase {

@@ -14,14 +14,14 @@ use crate::embedded::{Durability, EmbeddedCluster, EmbeddedError};
 use crate::http::auth::{generate_token, token_is_well_formed, KeyDirectory, RateLimits};
 use crate::http::state::{AppState, LedgerDirectory, Limits};
 use crate::storage::keys::{ApiKey, Role};
-use crate::storage::{PoolSettings, Storage, StorageError};
+use crate::storage::{DatabaseConfig, PoolSettings, Storage, StorageError};
 use crate::writer::{WriterSettings, Writers};
 
 /// Where the data lives.
 #[derive(Clone, Debug)]
 pub enum Database {
     /// A database the operator runs (`DATABASE_URL`).
-    Given(Box<tokio_postgres::Config>),
+    Given(Box<DatabaseConfig>),
     /// A private cluster under this folder (§10 embedded default).
     Embedded(PathBuf),
 }
@@ -30,7 +30,7 @@ pub enum Database {
 /// `storage::Storage::with_replica` and docs/OPERATIONS.md).
 #[derive(Clone, Debug)]
 pub struct ReadDatabase {
-    pub config: Box<tokio_postgres::Config>,
+    pub config: Box<DatabaseConfig>,
     pub max_connections: usize,
 }
 
@@ -123,7 +123,7 @@ pub struct Application {
 /// (and its `ledger` database created) on demand.
 pub async fn open_database(
     database: &Database,
-) -> Result<(tokio_postgres::Config, Option<EmbeddedCluster>), StartupError> {
+) -> Result<(DatabaseConfig, Option<EmbeddedCluster>), StartupError> {
     match database {
         Database::Given(config) => Ok((config.as_ref().clone(), None)),
         Database::Embedded(dir) => {
@@ -132,30 +132,11 @@ pub async fn open_database(
                 tokio::task::spawn_blocking(move || EmbeddedCluster::start(&dir, Durability::Full))
                     .await
                     .expect("startup task")?;
-            create_database_if_missing(&cluster.pg_config("postgres"), "ledger").await?;
+            crate::storage::create_database_if_missing(&cluster.pg_config("postgres"), "ledger")
+                .await?;
             Ok((cluster.pg_config("ledger"), Some(cluster)))
         }
     }
-}
-
-async fn create_database_if_missing(
-    admin: &tokio_postgres::Config,
-    name: &str,
-) -> Result<(), StorageError> {
-    let (client, connection) = admin.connect(tokio_postgres::NoTls).await?;
-    let connection = tokio::spawn(connection);
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await?
-        .is_some();
-    if !exists {
-        client
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await?;
-    }
-    drop(client);
-    let _ = connection.await;
-    Ok(())
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every app in the process).

@@ -41,6 +41,38 @@ mod embedded_migrations {
     refinery::embed_migrations!("migrations");
 }
 
+/// How to reach a database: host(s), port(s), user, database and options, parsed from a
+/// `postgresql://` URL or `key=value` pairs (`parse_database_url`), several hosts included.
+pub type DatabaseConfig = tokio_postgres::Config;
+
+/// Parses `DATABASE_URL` or `LEDGER_READ_DATABASE_URL` (a URL or `key=value` pairs; several
+/// hosts with `target_session_attrs`).
+pub fn parse_database_url(url: &str) -> Result<DatabaseConfig, tokio_postgres::Error> {
+    url.parse()
+}
+
+/// Creates the database `name` unless it exists, connected as `admin` (the embedded cluster's
+/// superuser).
+pub async fn create_database_if_missing(
+    admin: &DatabaseConfig,
+    name: &str,
+) -> Result<(), StorageError> {
+    let (client, connection) = admin.connect(NoTls).await?;
+    let connection = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+    }
+    drop(client);
+    let _ = connection.await;
+    Ok(())
+}
+
 /// The restricted role the service switches to when it can (see migrations/V1__core.sql).
 const SERVICE_ROLE: &str = "ledger_service";
 
