@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::audit::checkpoint::sign_checkpoint_at;
@@ -438,7 +438,7 @@ impl Auditor<'_> {
     pub async fn integrity_check(
         &self,
         ledger: &LedgerRecord,
-    ) -> Result<(u64, Vec<Value>), AuditError> {
+    ) -> Result<(u64, Vec<Finding>), AuditError> {
         let mut findings = Findings::default();
         let checkpoint = self.storage.latest_checkpoint(ledger.id).await?;
         let head = self.storage.ledger_head(ledger.id).await?;
@@ -487,14 +487,16 @@ impl Auditor<'_> {
                     checkpoint.filter(|checkpoint| checkpoint.tree_size == frontier.size())
                 {
                     if frontier.root() != checkpoint.root {
-                        findings.push(json!({
-                            "check": "merkle",
-                            "seq": event.seq,
-                            "detail": format!(
+                        findings.push(
+                            Finding::new(
+                                Check::Merkle,
+                                format!(
                                 "the root of the first {} events is not the signed checkpoint's",
                                 checkpoint.tree_size
+                            ),
                             )
-                        }));
+                            .at_seq(event.seq),
+                        );
                     }
                 }
                 previous = ChainHead {
@@ -508,27 +510,28 @@ impl Auditor<'_> {
             }
         }
         if previous != head.chain {
-            findings.push(json!({
-                "check": "chain",
-                "seq": previous.seq,
-                "detail": format!(
-                    "the journal ends at seq {} but the chain head is at seq {}",
-                    previous.seq,
-                    head.chain.seq
+            findings.push(
+                Finding::new(
+                    Check::Chain,
+                    format!(
+                        "the journal ends at seq {} but the chain head is at seq {}",
+                        previous.seq, head.chain.seq
+                    ),
                 )
-            }));
+                .at_seq(previous.seq),
+            );
         }
         if frontier != head.merkle {
-            findings.push(json!({
-                "check": "merkle",
-                "detail": "the stored Merkle frontier is not the tree of the journal's events"
-            }));
+            findings.push(Finding::new(
+                Check::Merkle,
+                "the stored Merkle frontier is not the tree of the journal's events",
+            ));
         }
         if checkpoint.is_some_and(|checkpoint| checkpoint.tree_size > frontier.size()) {
-            findings.push(json!({
-                "check": "merkle",
-                "detail": "the latest checkpoint covers events the journal no longer has"
-            }));
+            findings.push(Finding::new(
+                Check::Merkle,
+                "the latest checkpoint covers events the journal no longer has",
+            ));
         }
         Ok(replayer.and_then(Replayer::into_book))
     }
@@ -556,14 +559,16 @@ impl Auditor<'_> {
                     replayed.balances == stored.balances && replayed.status == stored.status
                 });
                 if !agrees {
-                    findings.push(json!({
-                        "check": "replay",
-                        "account_id": stored.id.to_string(),
-                        "detail": format!(
-                            "the account's stored balances as of seq {seq} are not what the \
+                    findings.push(
+                        Finding::new(
+                            Check::Replay,
+                            format!(
+                                "the account's stored balances as of seq {seq} are not what the \
                              journal replays to"
+                            ),
                         )
-                    }));
+                        .of_account(stored.id),
+                    );
                 }
             }
             match accounts.last() {
@@ -573,13 +578,13 @@ impl Auditor<'_> {
         }
         let replayed_accounts = book.accounts().count();
         if stored_accounts != replayed_accounts {
-            findings.push(json!({
-                "check": "replay",
-                "detail": format!(
+            findings.push(Finding::new(
+                Check::Replay,
+                format!(
                     "the journal opens {replayed_accounts} accounts up to seq {seq}, the database \
                      has {stored_accounts}"
-                )
-            }));
+                ),
+            ));
         }
         Ok(())
     }
@@ -593,52 +598,141 @@ impl Auditor<'_> {
         for (currency, posted_debits, posted_credits, pending_debits, pending_credits) in
             self.storage.unbalanced_currencies(ledger.id).await?
         {
-            findings.push(json!({"check": "balanced_currencies", "detail": format!(
+            findings.push(Finding::new(
+                Check::BalancedCurrencies,
+                format!(
                 "{currency}: posted debits {posted_debits} vs credits {posted_credits}, pending \
                  debits {pending_debits} vs credits {pending_credits}"
-            )}));
+            ),
+            ));
         }
         for account in self
             .storage
             .accounts_differing_from_last_posting(ledger.id)
             .await?
         {
-            findings.push(json!({
-                "check": "running_balance",
-                "account_id": account.to_string(),
-                "detail": "the account's balances are not its last posting's running balance"
-            }));
+            findings.push(
+                Finding::new(
+                    Check::RunningBalance,
+                    "the account's balances are not its last posting's running balance",
+                )
+                .of_account(account),
+            );
         }
         for account in self
             .storage
             .accounts_differing_from_postings(ledger.id)
             .await?
         {
-            findings.push(json!({
-                "check": "account_postings",
-                "account_id": account.to_string(),
-                "detail": "the account's balances are not the sums of its postings"
-            }));
+            findings.push(
+                Finding::new(
+                    Check::AccountPostings,
+                    "the account's balances are not the sums of its postings",
+                )
+                .of_account(account),
+            );
         }
         Ok(())
+    }
+}
+
+/// Which part of the integrity check found something wrong (`check` of a finding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// seq, prev_hash, hash.
+    Chain,
+    /// The Merkle tree against the stored frontier and the latest checkpoint.
+    Merkle,
+    /// The journal replayed through the engine, against the stored balances.
+    Replay,
+    /// §4.2: per currency, debits equal credits.
+    BalancedCurrencies,
+    /// §4.3: an account's balances are the sums of its postings.
+    AccountPostings,
+    /// An account's balances are its last posting's running balance.
+    RunningBalance,
+    /// The check itself could not run.
+    Run,
+}
+
+impl Check {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Chain => "chain",
+            Check::Merkle => "merkle",
+            Check::Replay => "replay",
+            Check::BalancedCurrencies => "balanced_currencies",
+            Check::AccountPostings => "account_postings",
+            Check::RunningBalance => "running_balance",
+            Check::Run => "run",
+        }
+    }
+}
+
+/// One thing an integrity check found wrong: the check, the event (`seq`) or the account it is
+/// about, if any, and what.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    pub check: Check,
+    pub seq: Option<u64>,
+    pub account_id: Option<String>,
+    pub detail: String,
+}
+
+impl Finding {
+    fn new(check: Check, detail: impl Into<String>) -> Finding {
+        Finding {
+            check,
+            seq: None,
+            account_id: None,
+            detail: detail.into(),
+        }
+    }
+
+    fn at_seq(self, seq: u64) -> Finding {
+        Finding {
+            seq: Some(seq),
+            ..self
+        }
+    }
+
+    fn of_account(self, id: impl std::fmt::Display) -> Finding {
+        Finding {
+            account_id: Some(id.to_string()),
+            ..self
+        }
+    }
+
+    /// As the run records it: `{"check", "detail"}` and `seq` or `account_id` when known.
+    pub fn to_json(&self) -> Value {
+        let mut finding = serde_json::Map::new();
+        finding.insert("check".into(), Value::from(self.check.as_str()));
+        if let Some(seq) = self.seq {
+            finding.insert("seq".into(), Value::from(seq));
+        }
+        if let Some(id) = &self.account_id {
+            finding.insert("account_id".into(), Value::from(id.as_str()));
+        }
+        finding.insert("detail".into(), Value::from(self.detail.as_str()));
+        Value::Object(finding)
     }
 }
 
 /// The findings of one integrity check, at most `MAX` of them: a broken database could
 /// otherwise produce one per row.
 #[derive(Default)]
-struct Findings(Vec<Value>);
+struct Findings(Vec<Finding>);
 
 impl Findings {
     const MAX: usize = 100;
 
-    fn push(&mut self, finding: Value) {
+    fn push(&mut self, finding: Finding) {
         if self.0.len() < Self::MAX {
             self.0.push(finding);
         }
     }
 
-    fn into_vec(self) -> Vec<Value> {
+    fn into_vec(self) -> Vec<Finding> {
         self.0
     }
 }
@@ -649,40 +743,42 @@ fn check_currencies_of_replay(book: &Book, findings: &mut Findings) {
     match book.currency_totals() {
         Ok(totals) => {
             for (currency, totals) in totals.iter().filter(|(_, totals)| !totals.is_balanced()) {
-                findings.push(json!({
-                    "check": "balanced_currencies",
-                    "detail": format!("{currency} in the replayed journal: {totals}")
-                }));
+                findings.push(Finding::new(
+                    Check::BalancedCurrencies,
+                    format!("{currency} in the replayed journal: {totals}"),
+                ));
             }
         }
-        Err(detail) => findings.push(json!({"check": "balanced_currencies", "detail": detail})),
+        Err(detail) => findings.push(Finding::new(Check::BalancedCurrencies, detail)),
     }
 }
 
 fn check_chain_link(previous: &ChainHead, event: &JournalEvent, findings: &mut Findings) {
     if event.seq != previous.seq + 1 {
-        findings.push(json!({
-            "check": "chain",
-            "seq": event.seq,
-            "detail": format!(
-                "seq {} follows seq {}: the journal has a gap or a swap",
-                event.seq,
-                previous.seq
+        findings.push(
+            Finding::new(
+                Check::Chain,
+                format!(
+                    "seq {} follows seq {}: the journal has a gap or a swap",
+                    event.seq, previous.seq
+                ),
             )
-        }));
+            .at_seq(event.seq),
+        );
     } else if event.prev_hash != previous.hash {
-        findings.push(json!({
-            "check": "chain",
-            "seq": event.seq,
-            "detail": "prev_hash is not the previous event's hash"
-        }));
+        findings.push(
+            Finding::new(Check::Chain, "prev_hash is not the previous event's hash")
+                .at_seq(event.seq),
+        );
     }
     if event.computed_hash() != event.hash {
-        findings.push(json!({
-            "check": "chain",
-            "seq": event.seq,
-            "detail": "hash is not SHA-256 of the canonical event: the event was altered"
-        }));
+        findings.push(
+            Finding::new(
+                Check::Chain,
+                "hash is not SHA-256 of the canonical event: the event was altered",
+            )
+            .at_seq(event.seq),
+        );
     }
 }
 
@@ -703,11 +799,13 @@ fn replay_event(
             FaultKind::SeqOutOfOrder { .. } | FaultKind::PrevHashMismatch | FaultKind::HashMismatch
         );
         if !chain_break {
-            findings.push(json!({
-                "check": "replay",
-                "seq": fault.seq,
-                "detail": format!("the journal does not replay: {fault}")
-            }));
+            findings.push(
+                Finding::new(
+                    Check::Replay,
+                    format!("the journal does not replay: {fault}"),
+                )
+                .at_seq(fault.seq),
+            );
         }
         *replayer = None;
         return false;
@@ -728,10 +826,7 @@ impl Auditor<'_> {
         let (checked_seq, findings) = match self.integrity_check(ledger).await {
             Ok(result) => result,
             Err(AuditError::Storage(error)) => return Err(error),
-            Err(other) => (
-                0,
-                vec![json!({"check": "run", "detail": other.to_string()})],
-            ),
+            Err(other) => (0, vec![Finding::new(Check::Run, other.to_string())]),
         };
         let passed = findings.is_empty();
         metrics::gauge!("ledger_integrity_check_passed", "ledger" => ledger.name.to_string())
@@ -754,7 +849,7 @@ impl Auditor<'_> {
                 id,
                 passed,
                 checked_seq,
-                &Value::Array(findings),
+                &Value::Array(findings.iter().map(Finding::to_json).collect()),
                 crate::writer::now(),
             )
             .await

@@ -98,7 +98,8 @@ impl Rejection {
         }
     }
 
-    /// Every code a rejection can carry, for documentation and the OpenAPI description.
+    /// Every code a rejection can carry (the test of `http::codes` holds each to have its
+    /// entry, hence its status, in the catalogue of error codes).
     pub const ALL_CODES: &'static [&'static str] = &[
         "account_not_found",
         "transfer_not_found",
