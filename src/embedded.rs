@@ -16,11 +16,20 @@ const SERVICE_USER: &str = "postgres";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    #[error("PostgreSQL server binaries (initdb, pg_ctl) were found neither on PATH nor under /usr/lib/postgresql/*/bin; install PostgreSQL's server package or set DATABASE_URL")]
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl) were found neither on PATH nor under \
+         /usr/lib/postgresql/*/bin; install PostgreSQL's server package or set DATABASE_URL"
+    )]
     BinariesNotFound,
-    #[error("running as root, the cluster must belong to the `{SERVICE_USER}` system user, which does not exist; create it (install PostgreSQL's server package) or run as another user")]
+    #[error(
+        "running as root, the cluster must belong to the `{SERVICE_USER}` system user, which \
+         does not exist; create it (install PostgreSQL's server package) or run as another user"
+    )]
     NoServiceUser,
-    #[error("the `{SERVICE_USER}` user cannot reach {0}; as root, choose a LEDGER_DATA_DIR it can traverse (e.g. under /var/lib or /tmp), or run as a normal user")]
+    #[error(
+        "the `{SERVICE_USER}` user cannot reach {0}; as root, choose a LEDGER_DATA_DIR it can \
+         traverse (e.g. under /var/lib or /tmp), or run as a normal user"
+    )]
     Unreachable(PathBuf),
     #[error("{command} failed: {output}")]
     CommandFailed { command: String, output: String },
@@ -121,7 +130,11 @@ impl EmbeddedCluster {
         if !pid_file.exists() {
             return Ok(());
         }
-        tracing::warn!(path = %pid_file.display(), "removing the stale postmaster.pid of a cluster that is not running (a crash or power cut); PostgreSQL recovers from its WAL on start");
+        tracing::warn!(
+            path = %pid_file.display(),
+            "removing the stale postmaster.pid of a cluster that is not running \
+             (a crash or power cut); PostgreSQL recovers from its WAL on start"
+        );
         std::fs::remove_file(&pid_file).map_err(|source| EmbeddedError::Io {
             path: pid_file,
             source,
@@ -268,7 +281,8 @@ impl EmbeddedCluster {
         // pg_ctl hands these options to a shell: the socket folder is quoted. The socket is
         // for its owner only (trust authentication: whoever reaches it is a superuser).
         let mut options = format!(
-            "-c listen_addresses='' -k {} -c unix_socket_permissions=0700 -p {SOCKET_PORT} -c max_connections=200",
+            "-c listen_addresses='' -k {} -c unix_socket_permissions=0700 -p {SOCKET_PORT} \
+             -c max_connections=200",
             shell_quote(path_str(&self.socket_dir))
         );
         if durability == Durability::Throwaway {

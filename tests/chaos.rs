@@ -319,7 +319,9 @@ fn figures(
     let answered = |status: u16| {
         attempts
             .iter()
-            .filter(|attempt| matches!(attempt.outcome, Outcome::Response { status: s, .. } if s == status))
+            .filter(|attempt| {
+                matches!(attempt.outcome, Outcome::Response { status: s, .. } if s == status)
+            })
             .count()
     };
     let acknowledged = requests

@@ -110,7 +110,8 @@ impl Storage {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO signing_keys (id, algorithm, public_key, created_at) VALUES ($1, 'ed25519', $2, $3) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO signing_keys (id, algorithm, public_key, created_at) VALUES ($1, \
+                 'ed25519', $2, $3) ON CONFLICT (id) DO NOTHING",
                 &[&id, &public_key.as_slice(), &to_sql_time(at)],
             )
             .await?;
@@ -134,7 +135,13 @@ impl Storage {
 
     pub async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StorageError> {
         let client = self.client().await?;
-        let rows = client.query("SELECT id, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at, id", &[]).await?;
+        let rows = client
+            .query(
+                "SELECT id, public_key, created_at, retired_at FROM signing_keys \
+                 ORDER BY created_at, id",
+                &[],
+            )
+            .await?;
         rows.iter()
             .map(|row| {
                 let bytes: Vec<u8> = row.get("public_key");
@@ -164,14 +171,23 @@ impl Storage {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO checkpoints (ledger_id, tree_size, root_hash, note, key_id, issued_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                "INSERT INTO checkpoints (ledger_id, tree_size, root_hash, note, key_id, \
+                 issued_at) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (ledger_id, tree_size) DO NOTHING",
-                &[&ledger_id, &seq_to_sql(checkpoint.tree_size), &checkpoint.root.0.as_slice(), &checkpoint.note, &checkpoint.key_id, &to_sql_time(checkpoint.issued_at)],
+                &[
+                    &ledger_id,
+                    &seq_to_sql(checkpoint.tree_size),
+                    &checkpoint.root.0.as_slice(),
+                    &checkpoint.note,
+                    &checkpoint.key_id,
+                    &to_sql_time(checkpoint.issued_at),
+                ],
             )
             .await?;
         let row = client
             .query_one(
-                "SELECT tree_size, root_hash, note, key_id, issued_at FROM checkpoints WHERE ledger_id = $1 AND tree_size = $2",
+                "SELECT tree_size, root_hash, note, key_id, issued_at FROM checkpoints WHERE \
+                 ledger_id = $1 AND tree_size = $2",
                 &[&ledger_id, &seq_to_sql(checkpoint.tree_size)],
             )
             .await?;
@@ -185,7 +201,8 @@ impl Storage {
         let client = self.client().await?;
         client
             .query_opt(
-                "SELECT tree_size, root_hash, note, key_id, issued_at FROM checkpoints WHERE ledger_id = $1 ORDER BY tree_size DESC LIMIT 1",
+                "SELECT tree_size, root_hash, note, key_id, issued_at FROM checkpoints WHERE \
+                 ledger_id = $1 ORDER BY tree_size DESC LIMIT 1",
                 &[&ledger_id],
             )
             .await?
@@ -199,7 +216,8 @@ impl Storage {
         let rows = client
             .query(
                 "SELECT l.name FROM ledgers l JOIN ledger_heads h ON h.ledger_id = l.id \
-                 WHERE h.merkle_size > coalesce((SELECT max(tree_size) FROM checkpoints c WHERE c.ledger_id = l.id), 0)",
+                 WHERE h.merkle_size > coalesce((SELECT max(tree_size) FROM checkpoints c WHERE \
+                 c.ledger_id = l.id), 0)",
                 &[],
             )
             .await?;
@@ -299,7 +317,8 @@ impl Storage {
         let id = transfer.id.as_uuid();
         let rows = client
             .query(
-                "SELECT seq FROM journal WHERE ledger_id = $1 AND data ->> 'transfer_id' = $2::text \
+                "SELECT seq FROM journal WHERE ledger_id = $1 AND data ->> 'transfer_id' = \
+                 $2::text \
                    AND type IN ('transfer_posted', 'transfer_voided', 'transfer_expired') \
                  UNION SELECT journal_seq FROM transfers WHERE ledger_id = $1 AND reverses = $3",
                 &[&ledger_id, &id.to_string(), &id],
@@ -370,7 +389,11 @@ impl Storage {
     ) -> Result<(), StorageError> {
         let client = self.client().await?;
         client
-            .execute("INSERT INTO integrity_checks (ledger_id, id, status, started_at) VALUES ($1, $2, 'running', $3)", &[&ledger_id, &id, &to_sql_time(at)])
+            .execute(
+                "INSERT INTO integrity_checks (ledger_id, id, status, started_at) \
+                 VALUES ($1, $2, 'running', $3)",
+                &[&ledger_id, &id, &to_sql_time(at)],
+            )
             .await?;
         Ok(())
     }
@@ -388,9 +411,18 @@ impl Storage {
         let status = if passed { "passed" } else { "failed" };
         let row = client
             .query_one(
-                "UPDATE integrity_checks SET status = $3, finished_at = $4, checked_seq = $5, findings = $6 \
-                 WHERE ledger_id = $1 AND id = $2 RETURNING id, status, started_at, finished_at, checked_seq, findings",
-                &[&ledger_id, &id, &status, &to_sql_time(at), &seq_to_sql(checked_seq), findings],
+                "UPDATE integrity_checks SET status = $3, finished_at = $4, checked_seq = $5, \
+                 findings = $6 \
+                 WHERE ledger_id = $1 AND id = $2 RETURNING id, status, started_at, \
+                 finished_at, checked_seq, findings",
+                &[
+                    &ledger_id,
+                    &id,
+                    &status,
+                    &to_sql_time(at),
+                    &seq_to_sql(checked_seq),
+                    findings,
+                ],
             )
             .await?;
         run_from_row(&row)
@@ -403,7 +435,8 @@ impl Storage {
         let client = self.client().await?;
         client
             .query_opt(
-                "SELECT id, status, started_at, finished_at, checked_seq, findings FROM integrity_checks \
+                "SELECT id, status, started_at, finished_at, checked_seq, findings FROM \
+                 integrity_checks \
                  WHERE ledger_id = $1 ORDER BY started_at DESC LIMIT 1",
                 &[&ledger_id],
             )
@@ -420,9 +453,11 @@ impl Storage {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT currency, sum(posted_debits), sum(posted_credits), sum(pending_debits), sum(pending_credits) \
+                "SELECT currency, sum(posted_debits), sum(posted_credits), sum(pending_debits), \
+                 sum(pending_credits) \
                  FROM accounts WHERE ledger_id = $1 GROUP BY currency \
-                 HAVING sum(posted_debits) <> sum(posted_credits) OR sum(pending_debits) <> sum(pending_credits)",
+                 HAVING sum(posted_debits) <> sum(posted_credits) OR sum(pending_debits) <> \
+                 sum(pending_credits)",
                 &[&ledger_id],
             )
             .await?;
@@ -442,10 +477,14 @@ impl Storage {
         let rows = client
             .query(
                 "SELECT a.id FROM accounts a JOIN LATERAL ( \
-                   SELECT posted_debits_after, posted_credits_after, pending_debits_after, pending_credits_after \
-                   FROM postings p WHERE p.ledger_id = a.ledger_id AND p.account_id = a.id ORDER BY p.seq DESC LIMIT 1) last ON true \
-                 WHERE a.ledger_id = $1 AND (a.posted_debits <> last.posted_debits_after OR a.posted_credits <> last.posted_credits_after \
-                    OR a.pending_debits <> last.pending_debits_after OR a.pending_credits <> last.pending_credits_after) ORDER BY a.id",
+                   SELECT posted_debits_after, posted_credits_after, pending_debits_after, \
+                   pending_credits_after \
+                   FROM postings p WHERE p.ledger_id = a.ledger_id AND p.account_id = a.id \
+                   ORDER BY p.seq DESC LIMIT 1) last ON true \
+                 WHERE a.ledger_id = $1 AND (a.posted_debits <> last.posted_debits_after OR \
+                 a.posted_credits <> last.posted_credits_after \
+                    OR a.pending_debits <> last.pending_debits_after OR a.pending_credits <> \
+                    last.pending_credits_after) ORDER BY a.id",
                 &[&ledger_id],
             )
             .await?;
@@ -462,11 +501,16 @@ impl Storage {
             .query(
                 "SELECT a.id FROM accounts a LEFT JOIN ( \
                    SELECT account_id, \
-                     sum(posted_delta) FILTER (WHERE side = 'debit') AS pd, sum(posted_delta) FILTER (WHERE side = 'credit') AS pc, \
-                     sum(pending_delta) FILTER (WHERE side = 'debit') AS nd, sum(pending_delta) FILTER (WHERE side = 'credit') AS nc \
-                   FROM postings WHERE ledger_id = $1 GROUP BY account_id) p ON p.account_id = a.id \
-                 WHERE a.ledger_id = $1 AND (a.posted_debits <> coalesce(p.pd, 0) OR a.posted_credits <> coalesce(p.pc, 0) \
-                    OR a.pending_debits <> coalesce(p.nd, 0) OR a.pending_credits <> coalesce(p.nc, 0)) ORDER BY a.id",
+                     sum(posted_delta) FILTER (WHERE side = 'debit') AS pd, sum(posted_delta) \
+                     FILTER (WHERE side = 'credit') AS pc, \
+                     sum(pending_delta) FILTER (WHERE side = 'debit') AS nd, sum(pending_delta) \
+                     FILTER (WHERE side = 'credit') AS nc \
+                   FROM postings WHERE ledger_id = $1 GROUP BY account_id) p ON p.account_id = \
+                   a.id \
+                 WHERE a.ledger_id = $1 AND (a.posted_debits <> coalesce(p.pd, 0) OR \
+                 a.posted_credits <> coalesce(p.pc, 0) \
+                    OR a.pending_debits <> coalesce(p.nd, 0) OR a.pending_credits <> \
+                    coalesce(p.nc, 0)) ORDER BY a.id",
                 &[&ledger_id],
             )
             .await?;
@@ -489,7 +533,10 @@ async fn merkle_subtrees_on(
         )
         .await?;
     let nodes = client
-        .prepare_cached("SELECT hash FROM merkle_nodes WHERE ledger_id = $1 AND level = $2 AND index >= $3 AND index < $4 ORDER BY index")
+        .prepare_cached(
+            "SELECT hash FROM merkle_nodes \
+             WHERE ledger_id = $1 AND level = $2 AND index >= $3 AND index < $4 ORDER BY index",
+        )
         .await?;
     let mut subtrees = BTreeMap::new();
     for id in ids {
@@ -539,11 +586,18 @@ async fn entries_page_on(
     let rows = client
         .query(
             "SELECT p.seq, j.type, j.at, p.transfer_id, p.side, p.pending_delta, p.posted_delta, \
-                    p.posted_debits_after AS posted_debits, p.posted_credits_after AS posted_credits, \
-                    p.pending_debits_after AS pending_debits, p.pending_credits_after AS pending_credits \
+                    p.posted_debits_after AS posted_debits, p.posted_credits_after AS \
+                    posted_credits, \
+                    p.pending_debits_after AS pending_debits, p.pending_credits_after AS \
+                    pending_credits \
              FROM postings p JOIN journal j ON j.ledger_id = p.ledger_id AND j.seq = p.seq \
              WHERE p.ledger_id = $1 AND p.account_id = $2 AND p.seq > $3 ORDER BY p.seq LIMIT $4",
-            &[&ledger_id, &account.id.as_uuid(), &after_seq, &(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1)],
+            &[
+                &ledger_id,
+                &account.id.as_uuid(),
+                &after_seq,
+                &(i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1),
+            ],
         )
         .await?;
     let scale = account.currency.scale();
@@ -585,8 +639,10 @@ async fn balances_as_of_on(
     let row = client
         .query_opt(
             "SELECT posted_debits_after AS posted_debits, posted_credits_after AS posted_credits, \
-                    pending_debits_after AS pending_debits, pending_credits_after AS pending_credits \
-             FROM postings WHERE ledger_id = $1 AND account_id = $2 AND seq <= $3 ORDER BY seq DESC LIMIT 1",
+                    pending_debits_after AS pending_debits, pending_credits_after AS \
+                    pending_credits \
+             FROM postings WHERE ledger_id = $1 AND account_id = $2 AND seq <= $3 ORDER BY seq \
+             DESC LIMIT 1",
             &[&ledger_id, &account.id.as_uuid(), &seq_to_sql(seq)],
         )
         .await?;
@@ -618,20 +674,28 @@ async fn accounts_as_of_on(
     limit: usize,
 ) -> Result<Vec<Account>, StorageError> {
     let sql = format!(
-        "SELECT {}, coalesce(b.posted_debits, 0) AS as_of_posted_debits, coalesce(b.posted_credits, 0) AS as_of_posted_credits, \
-                coalesce(b.pending_debits, 0) AS as_of_pending_debits, coalesce(b.pending_credits, 0) AS as_of_pending_credits, \
+        "SELECT {}, coalesce(b.posted_debits, 0) AS as_of_posted_debits, \
+         coalesce(b.posted_credits, 0) AS as_of_posted_credits, \
+                coalesce(b.pending_debits, 0) AS as_of_pending_debits, \
+                coalesce(b.pending_credits, 0) AS as_of_pending_credits, \
                 coalesce(s.status, 'active') AS as_of_status \
          FROM accounts a \
-         LEFT JOIN LATERAL (SELECT posted_debits_after AS posted_debits, posted_credits_after AS posted_credits, \
-                                   pending_debits_after AS pending_debits, pending_credits_after AS pending_credits \
-                            FROM postings p WHERE p.ledger_id = a.ledger_id AND p.account_id = a.id AND p.seq <= $2 \
+         LEFT JOIN LATERAL (SELECT posted_debits_after AS posted_debits, posted_credits_after \
+         AS posted_credits, \
+                                   pending_debits_after AS pending_debits, \
+                                   pending_credits_after AS pending_credits \
+                            FROM postings p WHERE p.ledger_id = a.ledger_id AND p.account_id = \
+                            a.id AND p.seq <= $2 \
                             ORDER BY p.seq DESC LIMIT 1) b ON true \
-         LEFT JOIN LATERAL (SELECT CASE j.type WHEN 'account_frozen' THEN 'frozen' WHEN 'account_closed' THEN 'closed' ELSE 'active' END AS status \
+         LEFT JOIN LATERAL (SELECT CASE j.type WHEN 'account_frozen' THEN 'frozen' WHEN \
+         'account_closed' THEN 'closed' ELSE 'active' END AS status \
                             FROM journal j WHERE j.ledger_id = a.ledger_id AND j.seq <= $2 \
-                              AND j.type IN ('account_frozen', 'account_unfrozen', 'account_closed') \
+                              AND j.type IN ('account_frozen', 'account_unfrozen', \
+                              'account_closed') \
                               AND j.data ->> 'account_id' = a.id::text \
                             ORDER BY j.seq DESC LIMIT 1) s ON true \
-         WHERE a.ledger_id = $1 AND a.opened_seq <= $2 AND ($3::uuid IS NULL OR a.id > $3) ORDER BY a.id LIMIT $4",
+         WHERE a.ledger_id = $1 AND a.opened_seq <= $2 AND ($3::uuid IS NULL OR a.id > $3) \
+         ORDER BY a.id LIMIT $4",
         prefixed("a", ACCOUNT_COLUMNS)
     );
     let rows = client

@@ -99,62 +99,81 @@ pub async fn database_invariants(config: &tokio_postgres::Config, ledger: &str) 
         (
             "§4.2 Σ debits = Σ credits per currency",
             "SELECT currency FROM accounts WHERE ledger_id = $1 GROUP BY currency \
-             HAVING sum(posted_debits) <> sum(posted_credits) OR sum(pending_debits) <> sum(pending_credits)",
+             HAVING sum(posted_debits) <> sum(posted_credits) OR sum(pending_debits) <> \
+             sum(pending_credits)",
         ),
         (
             "§4.3 balances = Σ postings",
             "SELECT a.id::text FROM accounts a LEFT JOIN ( \
                  SELECT account_id, \
-                   sum(posted_delta) FILTER (WHERE side = 'debit') AS pd, sum(posted_delta) FILTER (WHERE side = 'credit') AS pc, \
-                   sum(pending_delta) FILTER (WHERE side = 'debit') AS nd, sum(pending_delta) FILTER (WHERE side = 'credit') AS nc \
+                   sum(posted_delta) FILTER (WHERE side = 'debit') AS pd, sum(posted_delta) \
+                   FILTER (WHERE side = 'credit') AS pc, \
+                   sum(pending_delta) FILTER (WHERE side = 'debit') AS nd, sum(pending_delta) \
+                   FILTER (WHERE side = 'credit') AS nc \
                  FROM postings WHERE ledger_id = $1 GROUP BY account_id) p ON p.account_id = a.id \
-             WHERE a.ledger_id = $1 AND (a.posted_debits <> coalesce(p.pd, 0) OR a.posted_credits <> coalesce(p.pc, 0) \
-                OR a.pending_debits <> coalesce(p.nd, 0) OR a.pending_credits <> coalesce(p.nc, 0))",
+             WHERE a.ledger_id = $1 AND (a.posted_debits <> coalesce(p.pd, 0) OR \
+             a.posted_credits <> coalesce(p.pc, 0) \
+                OR a.pending_debits <> coalesce(p.nd, 0) OR a.pending_credits <> coalesce(p.nc, \
+                0))",
         ),
         (
             "§4.3 running balances = Σ deltas so far",
             "SELECT account_id::text || ' at seq ' || seq FROM ( \
-                 SELECT account_id, seq, posted_debits_after, posted_credits_after, pending_debits_after, pending_credits_after, \
+                 SELECT account_id, seq, posted_debits_after, posted_credits_after, \
+                 pending_debits_after, pending_credits_after, \
                    sum(CASE WHEN side = 'debit' THEN posted_delta ELSE 0 END) OVER w AS pd, \
                    sum(CASE WHEN side = 'credit' THEN posted_delta ELSE 0 END) OVER w AS pc, \
                    sum(CASE WHEN side = 'debit' THEN pending_delta ELSE 0 END) OVER w AS nd, \
                    sum(CASE WHEN side = 'credit' THEN pending_delta ELSE 0 END) OVER w AS nc \
                  FROM postings WHERE ledger_id = $1 \
-                 WINDOW w AS (PARTITION BY account_id ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) r \
-             WHERE posted_debits_after <> pd OR posted_credits_after <> pc OR pending_debits_after <> nd OR pending_credits_after <> nc \
+                 WINDOW w AS (PARTITION BY account_id ORDER BY seq ROWS BETWEEN UNBOUNDED \
+                 PRECEDING AND CURRENT ROW)) r \
+             WHERE posted_debits_after <> pd OR posted_credits_after <> pc OR \
+             pending_debits_after <> nd OR pending_credits_after <> nc \
              LIMIT 10",
         ),
         (
             "§4.4 constraints hold now",
             "SELECT id::text FROM accounts WHERE ledger_id = $1 AND ( \
-               (balance_constraint = 'debits_must_not_exceed_credits' AND pending_debits + posted_debits > posted_credits) \
-            OR (balance_constraint = 'credits_must_not_exceed_debits' AND pending_credits + posted_credits > posted_debits))",
+               (balance_constraint = 'debits_must_not_exceed_credits' AND pending_debits + \
+               posted_debits > posted_credits) \
+            OR (balance_constraint = 'credits_must_not_exceed_debits' AND pending_credits + \
+            posted_credits > posted_debits))",
         ),
         (
             "§4.4 constraints held after every event",
             "SELECT p.account_id::text || ' at seq ' || p.seq FROM postings p \
-             JOIN accounts a ON a.ledger_id = p.ledger_id AND a.id = p.account_id WHERE p.ledger_id = $1 AND ( \
-               (a.balance_constraint = 'debits_must_not_exceed_credits' AND p.pending_debits_after + p.posted_debits_after > p.posted_credits_after) \
-            OR (a.balance_constraint = 'credits_must_not_exceed_debits' AND p.pending_credits_after + p.posted_credits_after > p.posted_debits_after)) \
+             JOIN accounts a ON a.ledger_id = p.ledger_id AND a.id = p.account_id WHERE \
+             p.ledger_id = $1 AND ( \
+               (a.balance_constraint = 'debits_must_not_exceed_credits' AND \
+               p.pending_debits_after + p.posted_debits_after > p.posted_credits_after) \
+            OR (a.balance_constraint = 'credits_must_not_exceed_debits' AND \
+            p.pending_credits_after + p.posted_credits_after > p.posted_debits_after)) \
              LIMIT 10",
         ),
         (
             "§4.1 one debit and one credit posting, equal",
             "SELECT seq::text FROM postings WHERE ledger_id = $1 GROUP BY seq \
-             HAVING count(*) FILTER (WHERE side = 'debit') <> 1 OR count(*) FILTER (WHERE side = 'credit') <> 1 \
-                OR sum(posted_delta) FILTER (WHERE side = 'debit') <> sum(posted_delta) FILTER (WHERE side = 'credit') \
-                OR sum(pending_delta) FILTER (WHERE side = 'debit') <> sum(pending_delta) FILTER (WHERE side = 'credit') \
+             HAVING count(*) FILTER (WHERE side = 'debit') <> 1 OR count(*) FILTER (WHERE side \
+             = 'credit') <> 1 \
+                OR sum(posted_delta) FILTER (WHERE side = 'debit') <> sum(posted_delta) FILTER \
+                (WHERE side = 'credit') \
+                OR sum(pending_delta) FILTER (WHERE side = 'debit') <> sum(pending_delta) \
+                FILTER (WHERE side = 'credit') \
              LIMIT 10",
         ),
         (
             "§4.1 every money event has its postings",
             "SELECT j.seq::text FROM journal j WHERE j.ledger_id = $1 \
-               AND j.type IN ('transfer_created', 'transfer_posted', 'transfer_voided', 'transfer_expired', 'transfer_reversed') \
-               AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.ledger_id = j.ledger_id AND p.seq = j.seq) LIMIT 10",
+               AND j.type IN ('transfer_created', 'transfer_posted', 'transfer_voided', \
+               'transfer_expired', 'transfer_reversed') \
+               AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.ledger_id = j.ledger_id AND \
+               p.seq = j.seq) LIMIT 10",
         ),
         (
             "§4.1 no posting without its event",
-            "SELECT p.seq::text FROM postings p LEFT JOIN journal j ON j.ledger_id = p.ledger_id AND j.seq = p.seq \
+            "SELECT p.seq::text FROM postings p LEFT JOIN journal j ON j.ledger_id = \
+             p.ledger_id AND j.seq = p.seq \
              WHERE p.ledger_id = $1 AND j.seq IS NULL LIMIT 10",
         ),
         (
@@ -162,17 +181,20 @@ pub async fn database_invariants(config: &tokio_postgres::Config, ledger: &str) 
             "SELECT t.id::text FROM transfers t \
              JOIN accounts d ON d.ledger_id = t.ledger_id AND d.id = t.debit_account_id \
              JOIN accounts c ON c.ledger_id = t.ledger_id AND c.id = t.credit_account_id \
-             WHERE t.ledger_id = $1 AND (t.currency <> d.currency OR t.currency <> c.currency OR t.amount <= 0) LIMIT 10",
+             WHERE t.ledger_id = $1 AND (t.currency <> d.currency OR t.currency <> c.currency \
+             OR t.amount <= 0) LIMIT 10",
         ),
         (
             "every transfer row is created by its event",
-            "SELECT t.id::text FROM transfers t LEFT JOIN journal j ON j.ledger_id = t.ledger_id AND j.seq = t.journal_seq \
+            "SELECT t.id::text FROM transfers t LEFT JOIN journal j ON j.ledger_id = \
+             t.ledger_id AND j.seq = t.journal_seq \
              WHERE t.ledger_id = $1 AND (j.seq IS NULL OR j.data->>'id' <> t.id::text) LIMIT 10",
         ),
         (
             "§4.5 seq gapless from 1, prev_hash = the previous hash",
             "SELECT seq::text FROM ( \
-                 SELECT seq, prev_hash, lag(hash) OVER (ORDER BY seq) AS previous, row_number() OVER (ORDER BY seq) AS n \
+                 SELECT seq, prev_hash, lag(hash) OVER (ORDER BY seq) AS previous, row_number() \
+                 OVER (ORDER BY seq) AS n \
                  FROM journal WHERE ledger_id = $1) j \
              WHERE seq <> n OR (seq = 1 AND prev_hash <> decode(repeat('00', 32), 'hex')) \
                 OR (seq > 1 AND prev_hash IS DISTINCT FROM previous) LIMIT 10",
@@ -181,7 +203,8 @@ pub async fn database_invariants(config: &tokio_postgres::Config, ledger: &str) 
             "§4.5 the chain head is the last event",
             "SELECT 'head at ' || h.last_seq FROM ledger_heads h WHERE h.ledger_id = $1 AND ( \
                  h.last_seq <> (SELECT max(seq) FROM journal WHERE ledger_id = $1) \
-              OR h.last_hash <> (SELECT hash FROM journal WHERE ledger_id = $1 ORDER BY seq DESC LIMIT 1) \
+              OR h.last_hash <> (SELECT hash FROM journal WHERE ledger_id = $1 ORDER BY seq \
+              DESC LIMIT 1) \
               OR h.merkle_size <> h.last_seq)",
         ),
         (
@@ -189,7 +212,8 @@ pub async fn database_invariants(config: &tokio_postgres::Config, ledger: &str) 
             "SELECT DISTINCT j.idempotency_key FROM journal j WHERE j.ledger_id = $1 \
                AND j.idempotency_key IS NOT NULL AND j.actor <> 'system' \
                AND NOT EXISTS (SELECT 1 FROM idempotency_keys k \
-                               WHERE k.api_key_id::text = j.actor AND k.key = j.idempotency_key) LIMIT 10",
+                               WHERE k.api_key_id::text = j.actor AND k.key = \
+                               j.idempotency_key) LIMIT 10",
         ),
     ];
     let mut broken = Vec::new();

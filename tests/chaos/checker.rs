@@ -575,7 +575,8 @@ pub fn check(
             let fin = request.fin.as_ref().expect("refusals have answers");
             if at > ceiling || floor > ceiling {
                 verdict.unjustified_refusals.push(format!(
-                    "{} was refused {} {} but the model accepts it at every seq from {floor} to {ceiling}",
+                    "{} was refused {} {} but the model accepts it at every seq \
+                     from {floor} to {ceiling}",
                     request.name, fin.status, fin.body
                 ));
                 return false;
@@ -590,7 +591,8 @@ pub fn check(
             }
             if last {
                 verdict.unjustified_refusals.push(format!(
-                    "{} was refused {} {} but the model accepts it at every seq from {floor} to {ceiling}",
+                    "{} was refused {} {} but the model accepts it at every seq \
+                     from {floor} to {ceiling}",
                     request.name, fin.status, fin.body
                 ));
                 return false;

@@ -579,7 +579,8 @@ impl Lab {
         let Some(watcher) = watcher else {
             return Err("skipped: no connection to look for the writer".into());
         };
-        let query = "SELECT pid, xact_start IS NOT NULL, coalesce(left(query, 60), '') FROM pg_stat_activity \
+        let query = "SELECT pid, xact_start IS NOT NULL, coalesce(left(query, 60), '') \
+                     FROM pg_stat_activity \
                      WHERE application_name = 'ledger' AND datname = 'ledger' \
                        AND backend_type = 'client backend' \
                        AND (query ILIKE '%FOR UPDATE%' OR query ILIKE '%INSERT INTO journal%' \

@@ -597,7 +597,8 @@ impl Model {
             }
             "transfer_expired" => {
                 return Err(
-                    "transfer_expired: no deadline of this workload can have passed (timeouts are an hour)"
+                    "transfer_expired: no deadline of this workload can have passed \
+                     (timeouts are an hour)"
                         .into(),
                 );
             }
@@ -634,7 +635,8 @@ impl Model {
         })
     }
 
-    /// Per currency: Σ posted debits = Σ posted credits and Σ pending debits = Σ pending credits.
+    /// Per currency: Σ posted debits = Σ posted credits and Σ pending debits = Σ pending
+    /// credits.
     pub fn unbalanced_currencies(&self) -> Vec<String> {
         let mut totals: BTreeMap<&str, [i128; 4]> = BTreeMap::new();
         for account in self.accounts.values() {
