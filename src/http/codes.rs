@@ -240,6 +240,168 @@ mod tests {
         }
     }
 
+    /// One rejection of every kind. The matches have no wildcard, so that a new variant does
+    /// not compile until it is listed here (and so checked against the catalogue).
+    fn every_kind_of_rejection() -> Vec<Rejection> {
+        use crate::domain::money::AmountError;
+        use crate::domain::reconciliation::{ReconciliationFault as F, ResolutionAction};
+        use crate::domain::state_machine::InvalidTransition;
+        use crate::domain::*;
+        let account = AccountId::new(uuid::Uuid::nil());
+        let transfer = TransferId::new(uuid::Uuid::nil());
+        let run = ReconciliationId::new(uuid::Uuid::nil());
+        let eur = CurrencyCode::parse("EUR").unwrap();
+        let one = rust_decimal::Decimal::ONE;
+        let transition = InvalidTransition {
+            from: "voided",
+            action: "post",
+            to: "posted",
+        };
+        let faults = vec![
+            F::RunAlreadyCompleted(run),
+            F::RunNotFound(run),
+            F::CutoffNotInThePast {
+                cutoff_seq: 2,
+                event_seq: 1,
+            },
+            F::RulesDiffer,
+            F::TotalsMalformed,
+            F::CountsDoNotAddUp {
+                item_count: 1,
+                sum_of_counts: 2,
+            },
+            F::PeriodReversed,
+            F::DateWindowTooWide(99),
+            F::ItemNotInRun {
+                item_no: 2,
+                item_count: 1,
+            },
+            F::ItemAlreadyResolved(1),
+            F::ItemNotResolved(1),
+            F::TransferRequired(ResolutionAction::Match),
+            F::TransferNotAllowed(ResolutionAction::Accept),
+            F::NoteRequired,
+            F::NoteTooLong,
+            F::TransferNotOnAccount(transfer),
+        ];
+        for fault in &faults {
+            match fault {
+                F::RunAlreadyCompleted(_)
+                | F::RunNotFound(_)
+                | F::CutoffNotInThePast { .. }
+                | F::RulesDiffer
+                | F::TotalsMalformed
+                | F::CountsDoNotAddUp { .. }
+                | F::PeriodReversed
+                | F::DateWindowTooWide(_)
+                | F::ItemNotInRun { .. }
+                | F::ItemAlreadyResolved(_)
+                | F::ItemNotResolved(_)
+                | F::TransferRequired(_)
+                | F::TransferNotAllowed(_)
+                | F::NoteRequired
+                | F::NoteTooLong
+                | F::TransferNotOnAccount(_) => {}
+            }
+        }
+        let mut rejections = vec![
+            Rejection::AccountNotFound(account),
+            Rejection::TransferNotFound(transfer),
+            Rejection::SameAccount,
+            Rejection::UnknownCurrency(eur.clone()),
+            Rejection::CurrencyMismatch {
+                account_id: account,
+                account_currency: eur.clone(),
+                transfer_currency: eur,
+            },
+            Rejection::InvalidAmount(AmountError::NotPositive),
+            Rejection::AccountFrozen(account),
+            Rejection::AccountClosed(account),
+            Rejection::InsufficientFunds(account),
+            Rejection::CreditsExceedDebits(account),
+            Rejection::BalanceOverflow(account),
+            Rejection::InvalidStateTransition {
+                entity: "transfer",
+                transition,
+            },
+            Rejection::PostAmountExceedsPending {
+                pending: one,
+                requested: one,
+            },
+            Rejection::ReversalExceedsPostedAmount {
+                reversible: one,
+                requested: one,
+            },
+            Rejection::TimeoutWithoutPending,
+            Rejection::TransferExistsWithDifferentFields(transfer),
+            Rejection::AccountExistsWithDifferentFields(account),
+            Rejection::AccountCodeTaken(AccountCode::parse("a").unwrap()),
+            Rejection::AccountNotEmpty(account),
+            Rejection::ExpiryBeforeDeadline(transfer),
+            Rejection::ReversalDoesNotMirror(transfer),
+            Rejection::GenesisOutOfPlace,
+            Rejection::BatchItemRejected {
+                index: 0,
+                rejection: Box::new(Rejection::SameAccount),
+            },
+        ];
+        rejections.extend(faults.into_iter().map(Rejection::Reconciliation));
+        for rejection in &rejections {
+            match rejection {
+                Rejection::AccountNotFound(_)
+                | Rejection::TransferNotFound(_)
+                | Rejection::SameAccount
+                | Rejection::UnknownCurrency(_)
+                | Rejection::CurrencyMismatch { .. }
+                | Rejection::InvalidAmount(_)
+                | Rejection::AccountFrozen(_)
+                | Rejection::AccountClosed(_)
+                | Rejection::InsufficientFunds(_)
+                | Rejection::CreditsExceedDebits(_)
+                | Rejection::BalanceOverflow(_)
+                | Rejection::InvalidStateTransition { .. }
+                | Rejection::PostAmountExceedsPending { .. }
+                | Rejection::ReversalExceedsPostedAmount { .. }
+                | Rejection::TimeoutWithoutPending
+                | Rejection::TransferExistsWithDifferentFields(_)
+                | Rejection::AccountExistsWithDifferentFields(_)
+                | Rejection::AccountCodeTaken(_)
+                | Rejection::AccountNotEmpty(_)
+                | Rejection::ExpiryBeforeDeadline(_)
+                | Rejection::ReversalDoesNotMirror(_)
+                | Rejection::GenesisOutOfPlace
+                | Rejection::BatchItemRejected { .. }
+                | Rejection::Reconciliation(_) => {}
+            }
+        }
+        rejections
+    }
+
+    #[test]
+    fn every_rejection_answers_with_its_catalogued_code_and_status() {
+        let mut codes = std::collections::BTreeSet::new();
+        for rejection in every_kind_of_rejection() {
+            let code = rejection.code();
+            assert!(
+                Rejection::ALL_CODES.contains(&code),
+                "{code} is not in ALL_CODES"
+            );
+            codes.insert(code);
+            let inner = match &rejection {
+                Rejection::BatchItemRejected { rejection, .. } => rejection.code(),
+                _ => code,
+            };
+            let entry = find(inner).unwrap_or_else(|| panic!("{inner} is not catalogued"));
+            let error = crate::http::problem::ApiError::from(rejection);
+            assert_eq!((error.code, error.status), (entry.code, entry.status));
+        }
+        assert_eq!(
+            codes.len(),
+            Rejection::ALL_CODES.len(),
+            "ALL_CODES lists only real codes"
+        );
+    }
+
     #[test]
     fn the_readme_table_is_the_catalogue() {
         let readme = include_str!("../../README.md");
