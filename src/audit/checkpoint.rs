@@ -7,9 +7,11 @@
 //! <root hash, standard base64>
 //! [extension lines]
 //!
-//! — <key name> <base64(4-byte key ID ‖ 64-byte Ed25519 signature over the text above the blank
-//! line)>
+//! — <key name> <base64(4-byte key ID ‖ 64-byte Ed25519 signature of the note's text)>
 //! ```
+//!
+//! The note's text, which the signature covers, is everything above the blank line (its final
+//! newline included).
 //!
 //! The service writes one extension line, `signed_at <RFC 3339 UTC timestamp, microseconds>`:
 //! when it signed the note, to be held against the signing key's `valid_from` / `retired_at`.

@@ -27,8 +27,9 @@
 //! let mut fetched = BTreeMap::new();
 //! for id in merkle::subtrees_needed(&ranges) {
 //!     let children = match merkle::stored_children(id) {
-//!         StoredChildren::LeafHashes { first_leaf, count } => db.leaf_hashes(first_leaf,
-//!         count).await?,
+//!         StoredChildren::LeafHashes { first_leaf, count } => {
+//!             db.leaf_hashes(first_leaf, count).await?
+//!         }
 //!         StoredChildren::StoredNodes { level, first_index, count } => {
 //!             db.stored_nodes(level, first_index, count).await?
 //!         }
