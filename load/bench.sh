@@ -18,6 +18,9 @@
 #   ceiling   load/sql/batch_ceiling.sql: the same rows a batch writes, generated in SQL, one
 #             connection, pgbench -M prepared, N=1000                            (reference)
 #   arrival   k6 constant-arrival-rate single transfers at half of this round's uniform rate
+#
+# SCENARIOS="uniform batch" runs only those of the standard ones; LEDGER_BINARY=path skips the
+# build and runs that binary (load/ab.sh uses both to compare two builds back to back).
 set -euo pipefail
 
 MODE=${MODE:-standard}
@@ -32,6 +35,7 @@ BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-8}  # concurrent 1,000-transfer batch req
 SIZES=${SIZES:-"10000 100000 1000000 5000000"}  # MODE=curve: ledger sizes, in transfers
 LEDGER_COUNTS=${LEDGER_COUNTS:-"1 2 4 8"}        # MODE=ledgers
 PORT=${PORT:-18480}
+SCENARIOS=${SCENARIOS:-"uniform hot batch pgbench ceiling arrival"}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -42,8 +46,11 @@ for tool in wrk k6 curl python3; do
 done
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 
-echo "== building the release binary"
-(cd "$root" && cargo build --release --quiet)
+binary=${LEDGER_BINARY:-$target_dir/release/ledger}
+if [ -z "${LEDGER_BINARY:-}" ]; then
+  echo "== building the release binary"
+  (cd "$root" && cargo build --release --quiet)
+fi
 
 work=$(mktemp -d /tmp/ledger-bench-XXXXXX)
 chmod 755 "$work"
@@ -57,7 +64,7 @@ echo "== starting the service on a fresh embedded cluster in $work"
 admin_key="bench-admin-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 LEDGER_DATA_DIR="$work/data" LEDGER_LISTEN="127.0.0.1:$PORT" RUST_LOG=warn \
   LEDGER_BOOTSTRAP_ADMIN_KEY="$admin_key" LEDGER_RATE_LIMIT_PER_SECOND=1000000 LEDGER_RATE_LIMIT_BURST=1000000 \
-  "$target_dir/release/ledger" serve > "$work/serve.log" 2>&1 &
+  "$binary" serve > "$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break
@@ -150,23 +157,31 @@ PY
   echo "  arrival at $rate/s offered: $ok/s ok, p50 $p50 ms, p99 $p99 ms, $dropped dropped  $(cat "$work/arrival.cpu")"
 }
 
+wanted() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
 standard_mode() {
-  echo "== pgbench TPC-B database (scale $PGBENCH_SCALE) and the SQL ceiling's ledger"
-  psql_as "$pg_bin/psql" -h "$socket" -U postgres -d postgres -qc "CREATE DATABASE pgbench" >/dev/null
-  psql_as "$pg_bin/pgbench" -h "$socket" -U postgres -i -q -s "$PGBENCH_SCALE" pgbench > "$work/pgbench-init.log" 2>&1
   open_ledger bench
-  open_ledger ceiling
-  sql "CREATE TABLE ceiling_accounts AS SELECT (row_number() OVER (ORDER BY a.id))::int AS n, a.id
-       FROM accounts a JOIN ledgers l ON l.id = a.ledger_id WHERE l.name = 'ceiling';
-       ALTER TABLE ceiling_accounts ADD PRIMARY KEY (n)"
+  if wanted pgbench; then
+    echo "== pgbench TPC-B database (scale $PGBENCH_SCALE)"
+    psql_as "$pg_bin/psql" -h "$socket" -U postgres -d postgres -qc "CREATE DATABASE pgbench" >/dev/null
+    psql_as "$pg_bin/pgbench" -h "$socket" -U postgres -i -q -s "$PGBENCH_SCALE" pgbench > "$work/pgbench-init.log" 2>&1
+  fi
+  if wanted ceiling; then
+    open_ledger ceiling
+    sql "CREATE TABLE ceiling_accounts AS SELECT (row_number() OVER (ORDER BY a.id))::int AS n, a.id
+         FROM accounts a JOIN ledgers l ON l.id = a.ledger_id WHERE l.name = 'ceiling';
+         ALTER TABLE ceiling_accounts ADD PRIMARY KEY (n)"
+  fi
   for round in $(seq 1 "$ROUNDS"); do
     echo "== round $round of $ROUNDS: ${DURATION}s per scenario"
-    wrk_scenario uniform "$round" bench transfers.lua "$CONNECTIONS" "$THREADS" '{}' HOT=0
-    wrk_scenario hot "$round" bench transfers.lua "$CONNECTIONS" "$THREADS" '{}' HOT=1
-    wrk_scenario batch "$round" bench batches.lua "$BATCH_CONNECTIONS" "$THREADS" '{}' BATCH_SIZE=1000
-    pgbench_scenario "$round"
-    ceiling_scenario "$round"
-    arrival_scenario "$round" "$(python3 -c "print(int(float('$(cat "$work/uniform.rate")') / 2))")"
+    wanted uniform && wrk_scenario uniform "$round" bench transfers.lua "$CONNECTIONS" "$THREADS" '{}' HOT=0
+    wanted hot && wrk_scenario hot "$round" bench transfers.lua "$CONNECTIONS" "$THREADS" '{}' HOT=1
+    wanted batch && wrk_scenario batch "$round" bench batches.lua "$BATCH_CONNECTIONS" "$THREADS" '{}' BATCH_SIZE=1000
+    wanted pgbench && pgbench_scenario "$round"
+    wanted ceiling && ceiling_scenario "$round"
+    if wanted arrival && [ -f "$work/uniform.rate" ]; then
+      arrival_scenario "$round" "$(python3 -c "print(int(float('$(cat "$work/uniform.rate")') / 2))")"
+    fi
   done
 }
 
