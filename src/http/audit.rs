@@ -1,7 +1,6 @@
 //! The verifiable audit over HTTP (§5, §7): signing keys, checkpoints, proofs, the audit trail of
 //! accounts and transfers, the signed export, integrity checks.
 
-use super::codes;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -9,6 +8,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::codes;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::{EmptyRequest, JournalEventBody, NormalSideBody, PageBody, TransferBody};
 use super::openapi::IntegrityStatusSchema;

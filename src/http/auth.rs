@@ -4,7 +4,6 @@
 //! method give a [`Permission`]; a route absent from the table is refused (fail closed). The
 //! authorization matrix test checks that every documented route is in the table.
 
-use super::codes;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
@@ -22,6 +21,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use super::codes;
 use super::problem::ApiError;
 use super::state::AppState;
 use crate::audit::Hash32;

@@ -164,6 +164,10 @@ catalogue! {
         "the run's items could not be computed; retry with the same Idempotency-Key";
 }
 
+/// The status of a well-formed request that a ledger rule refuses: what a refusal of the engine
+/// would answer if its code were missing from the catalogue (none is: a test checks).
+pub const REFUSAL_STATUS: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+
 /// The entry of a code, if the catalogue has it.
 pub fn find(code: &str) -> Option<&'static ErrorCode> {
     CATALOGUE.iter().find(|entry| entry.code == code)

@@ -1,7 +1,6 @@
 //! Who is asking, under which request id and Idempotency-Key: what every write records as its
 //! provenance, and what makes it idempotent (§6).
 
-use super::codes;
 use std::future::{ready, Ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -9,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::auth::Caller;
+use super::codes;
 use super::problem::ApiError;
 use super::request_id::RequestId;
 use crate::audit::{Hash32, Provenance};

@@ -1,11 +1,11 @@
 //! `/v1/ledgers/{ledger}/journal`: the hash-chained events, in seq order.
 
-use super::codes;
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::auth::Caller;
+use super::codes;
 use super::dto::{JournalEventBody, JournalPageBody};
 use super::paging::page_size;
 use super::problem::{ApiError, Problem};

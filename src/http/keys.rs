@@ -3,7 +3,6 @@
 //! The token is in the creation response only. It is stored as its SHA-256, so a replay of the
 //! creation (same Idempotency-Key) answers the key without its token.
 
-use super::codes;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -14,6 +13,7 @@ use uuid::Uuid;
 
 use super::auth::generate_token;
 use super::auth::Caller;
+use super::codes;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::PageBody;
 use super::paging::{page_size, PageQuery};

@@ -1,12 +1,12 @@
 //! `/v1/ledgers`: create, list, get.
 
-use super::codes;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 
 use super::auth::Caller;
+use super::codes;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::{CreateLedgerRequest, LedgerBody, PageBody};
 use super::paging::{decode_cursor, encode_cursor, page_size, PageQuery};

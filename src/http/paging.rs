@@ -1,11 +1,11 @@
 //! Opaque cursors and bounded page sizes.
 
-use super::codes;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::codes;
 use super::problem::ApiError;
 use super::state::Limits;
 

@@ -253,7 +253,7 @@ fn catalogued(rejection: &Rejection) -> ErrorCode {
         );
         ErrorCode {
             code: rejection.code(),
-            status: StatusCode::UNPROCESSABLE_ENTITY,
+            status: codes::REFUSAL_STATUS,
             meaning: "",
         }
     })

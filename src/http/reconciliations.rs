@@ -6,7 +6,6 @@
 //! items file is hashed page by page, and the completion event goes through the ledger's writer
 //! with the idempotency record, so the run completes once and its response replays.
 
-use super::codes;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use rust_decimal::Decimal;
@@ -15,6 +14,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::codes;
 use super::context::{parse_json_body, BodyBytes, IdempotencyClaim, RequestContext};
 use super::dto::{currency_of, TransferBody};
 use super::openapi::{ItemStatusSchema, ReconciliationStateSchema, ResolutionActionSchema};

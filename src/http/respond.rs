@@ -2,11 +2,11 @@
 //! [`StoredResponse`]: the same bytes are sent, recorded under the request's Idempotency-Key,
 //! and replayed to its retries.
 
-use super::codes;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 
+use super::codes;
 use super::context::REPLAYED_HEADER;
 use super::dto::{AccountBody, BatchItemBody, TransferBatchBody, TransferBody};
 use super::problem::ApiError;
@@ -146,7 +146,7 @@ pub fn render_batch(
 /// The HTTP response for a stored response; `replayed` adds `Idempotent-Replayed: true`.
 pub fn send(stored: &StoredResponse, replayed: bool) -> HttpResponse {
     let mut response = HttpResponse::build(
-        StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        StatusCode::from_u16(stored.status).unwrap_or(codes::INTERNAL_ERROR.status),
     );
     response.content_type(stored.content_type.as_str());
     if let Some(location) = &stored.location {

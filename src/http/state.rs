@@ -1,9 +1,9 @@
 //! What every handler shares: storage, the writers, the ledger directory and the limits.
 
-use super::codes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::codes;
 use super::problem::ApiError;
 use crate::storage::{LedgerRecord, Storage};
 use crate::writer::Writers;

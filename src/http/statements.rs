@@ -6,7 +6,6 @@
 //! transaction. Memory stays bounded by a chunk, whatever the file's size. Any invalid line, or
 //! unbalanced arithmetic, rolls the transaction back: nothing of a refused file is stored.
 
-use super::codes;
 use std::io::{BufReader, Seek, Write};
 
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
@@ -18,6 +17,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::codes;
 use super::dto::currency_of;
 use super::openapi::StatementFormatSchema;
 use super::problem::{ApiError, Problem};

@@ -1,11 +1,11 @@
 //! `/v1/ledgers/{ledger}/transfers`: create, get, list.
 
-use super::codes;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::auth::Caller;
+use super::codes;
 use super::context::{parse_json_body, BodyBytes, RequestContext};
 use super::dto::{
     partial_amount, EmptyRequest, PostTransferRequest, ReverseTransferRequest, TransferBatchBody,
