@@ -240,7 +240,7 @@ async fn lock_and_load(
     // One round trip, run by the server in this order: the head lock first, then the accounts
     // the commands name, the transfers they name, the transfers due to expire, and last the
     // idempotency scopes (locked, then looked up).
-    let (_, head_row, account_rows, coded_rows, transfer_rows, due_rows, idempotency_records) = futures_util::try_join!(
+    let answers = futures_util::try_join!(
         client
             .batch_execute(BEGIN_BATCH)
             .map_err(StorageError::from),
@@ -257,6 +257,8 @@ async fn lock_and_load(
         load_due.map_err(StorageError::from),
         idempotency::lock_and_find(client, &needs.idempotency_scopes),
     )?;
+    let (_, head_row, account_rows, coded_rows, transfer_rows, due_rows, idempotency_records) =
+        answers;
     let head = head_from_row(&head_row)?;
     let missing_leaf_hashes = leaves_after_tree(client, ledger_id, &head).await?;
     let mut accounts = rows_to(&account_rows, account_from_row)?;
@@ -377,7 +379,8 @@ pub fn load_statement_texts() -> [String; 4] {
 /// the primary key (see `BEGIN_BATCH`), then the row is updated through its `ctid`.
 pub const UPDATE_ACCOUNTS: &str = "WITH targets AS ( \
          SELECT found.row_id, u.* \
-         FROM unnest($2::uuid[], $3::text[], $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[]) \
+         FROM unnest($2::uuid[], $3::text[], $4::numeric[], $5::numeric[], $6::numeric[], \
+         $7::numeric[]) \
               AS u (id, status, posted_debits, posted_credits, pending_debits, pending_credits) \
          CROSS JOIN LATERAL (SELECT ctid AS row_id FROM accounts \
              WHERE ledger_id = $1 AND id = u.id OFFSET 0) AS found) \
@@ -411,7 +414,8 @@ impl LoadStatements {
         let [accounts, accounts_by_code, transfers, due] = load_statement_texts();
         let (head, accounts, accounts_by_code, transfers, due) = futures_util::try_join!(
             client.prepare_cached(
-                "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier FROM ledger_heads WHERE ledger_id = $1 FOR UPDATE",
+                "SELECT last_seq, last_hash, last_at, merkle_size, merkle_frontier FROM \
+                 ledger_heads WHERE ledger_id = $1 FOR UPDATE",
             ),
             client.prepare_cached(&accounts),
             client.prepare_cached(&accounts_by_code),
@@ -443,7 +447,8 @@ async fn write(
         };
         let statement = client
             .prepare_cached(
-                "UPDATE ledger_heads SET last_seq = $2, last_hash = $3, last_at = $4, merkle_size = $5, merkle_frontier = $6 \
+                "UPDATE ledger_heads SET last_seq = $2, last_hash = $3, last_at = $4, \
+                 merkle_size = $5, merkle_frontier = $6 \
                  WHERE ledger_id = $1",
             )
             .await?;
@@ -524,8 +529,10 @@ pub(super) async fn insert_events(
     }
     let statement = client
         .prepare_cached(
-            "INSERT INTO journal (ledger_id, seq, type, at, actor, request_id, idempotency_key, data, prev_hash, hash) \
-             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], \
+            "INSERT INTO journal (ledger_id, seq, type, at, actor, request_id, idempotency_key, \
+             data, prev_hash, hash) \
+             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::text[], \
+             $6::text[], $7::text[], \
                                       $8::jsonb[], $9::bytea[], $10::bytea[])",
         )
         .await?;
@@ -580,10 +587,14 @@ async fn insert_postings(
     }
     let statement = client
         .prepare_cached(
-            "INSERT INTO postings (ledger_id, account_id, seq, transfer_id, side, pending_delta, posted_delta, \
-                                   posted_debits_after, posted_credits_after, pending_debits_after, pending_credits_after) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::numeric[], $7::numeric[], \
-                                      $8::numeric[], $9::numeric[], $10::numeric[], $11::numeric[])",
+            "INSERT INTO postings (ledger_id, account_id, seq, transfer_id, side, pending_delta, \
+             posted_delta, \
+                                   posted_debits_after, posted_credits_after, \
+                                   pending_debits_after, pending_credits_after) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::text[], \
+             $6::numeric[], $7::numeric[], \
+                                      $8::numeric[], $9::numeric[], $10::numeric[], \
+                                      $11::numeric[])",
         )
         .await?;
     let column = |field: fn(&Posting) -> Decimal| {
@@ -657,10 +668,14 @@ async fn insert_accounts(
     }
     let statement = client
         .prepare_cached(
-            "INSERT INTO accounts (ledger_id, id, code, currency, scale, normal_side, balance_constraint, status, metadata, \
-                                   posted_debits, posted_credits, pending_debits, pending_credits, created_at, opened_seq) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::smallint[], $6::text[], $7::text[], $8::text[], \
-                                      $9::jsonb[], $10::numeric[], $11::numeric[], $12::numeric[], $13::numeric[], \
+            "INSERT INTO accounts (ledger_id, id, code, currency, scale, normal_side, \
+             balance_constraint, status, metadata, \
+                                   posted_debits, posted_credits, pending_debits, \
+                                   pending_credits, created_at, opened_seq) \
+             SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::smallint[], \
+             $6::text[], $7::text[], $8::text[], \
+                                      $9::jsonb[], $10::numeric[], $11::numeric[], \
+                                      $12::numeric[], $13::numeric[], \
                                       $14::timestamptz[], $15::bigint[])",
         )
         .await?;
@@ -783,12 +798,17 @@ async fn insert_transfers(
     }
     let statement = client
         .prepare_cached(
-            "INSERT INTO transfers (ledger_id, id, debit_account_id, credit_account_id, amount, currency, code, reference, \
-                                    description, metadata, pending, timeout_seconds, expires_at, state, reverses, \
+            "INSERT INTO transfers (ledger_id, id, debit_account_id, credit_account_id, amount, \
+             currency, code, reference, \
+                                    description, metadata, pending, timeout_seconds, expires_at, \
+                                    state, reverses, \
                                     posted_amount, reversed_amount, created_at, journal_seq) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::numeric[], $6::text[], $7::text[], $8::text[], \
-                                      $9::text[], $10::jsonb[], $11::boolean[], $12::integer[], $13::timestamptz[], \
-                                      $14::text[], $15::uuid[], $16::numeric[], $17::numeric[], $18::timestamptz[], $19::bigint[])",
+             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::numeric[], \
+             $6::text[], $7::text[], $8::text[], \
+                                      $9::text[], $10::jsonb[], $11::boolean[], $12::integer[], \
+                                      $13::timestamptz[], \
+                                      $14::text[], $15::uuid[], $16::numeric[], $17::numeric[], \
+                                      $18::timestamptz[], $19::bigint[])",
         )
         .await?;
     let ids: Vec<Uuid> = transfers.iter().map(|t| t.id.as_uuid()).collect();

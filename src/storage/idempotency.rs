@@ -116,8 +116,10 @@ pub(super) async fn insert_records(
     }
     let statement = client
         .prepare_cached(
-            "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, status, content_type, location, body, created_at) \
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::smallint[], $5::text[], $6::text[], $7::bytea[], $8::timestamptz[])",
+            "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, status, content_type, \
+             location, body, created_at) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::smallint[], \
+             $5::text[], $6::text[], $7::bytea[], $8::timestamptz[])",
         )
         .await?;
     let api_key_ids: Vec<Uuid> = records
