@@ -160,7 +160,7 @@ fn print_witness_vkey(path: &std::path::Path, name: &str) -> Result<(), String> 
 
 async fn serve(args: &ServeArgs) -> Result<(), String> {
     let settings = args.settings()?;
-    let application = Application::build(&settings)
+    let application = Application::build_with_reads(&settings, args.read_database()?)
         .await
         .map_err(|error| error.to_string())?;
     tracing::info!(listen = %settings.listen, port = application.port(), "serving");

@@ -1,9 +1,13 @@
 //! One batch of a ledger's commands = one database transaction (group commit).
 //!
 //! Locks are taken in a fixed order: the ledger's chain head row first (it serialises every
-//! writer of the ledger, in any process), then the transfers, then the accounts the batch
-//! touches, each set by id. The caller's `decide` runs the pure engine between loading and
-//! writing. Writes are array `unnest` statements pipelined on one connection, then one commit.
+//! writer of the ledger, in any process), then the accounts the commands name, the transfers
+//! they name, the transfers due to expire, the idempotency scopes (advisory locks, sorted); in a
+//! second round trip the accounts reached through loaded transfers (all held ones when the head
+//! moved), and last the reconciliation runs and items. The head lock excludes every other
+//! writer, so the locks beneath it never wait. The caller's `decide` runs the pure engine
+//! between loading and writing. Writes are array `unnest` statements pipelined on one
+//! connection, then one commit.
 
 use std::collections::BTreeSet;
 

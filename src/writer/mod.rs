@@ -376,7 +376,12 @@ async fn settle_unknown_commit(
     let Some((before, after, answers)) = decided else {
         return Vec::new();
     };
-    let head = storage.ledger_head(ledger.id).await.map(|head| head.chain);
+    // Settled: once every transaction holding the head row has ended, so a COMMIT still being
+    // recovered or finished by the server is seen as what it became.
+    let head = storage
+        .ledger_head_settled(ledger.id)
+        .await
+        .map(|head| head.chain);
     let committed = head.as_ref().ok() == Some(&after);
     let not_committed = !committed && head.as_ref().ok() == Some(&before);
     tracing::warn!(
