@@ -1,6 +1,7 @@
 //! Wiring: database (embedded or given), migrations, writers, HTTP server. Used by `ledger serve`
 //! and by the integration tests' `spawn_app`.
 
+use std::io::IsTerminal as _;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -148,11 +149,13 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 }
 
 /// The first admin key (§9): `LEDGER_BOOTSTRAP_ADMIN_KEY` when set, or, in dev mode (the embedded
-/// database), a new key printed once on standard output. Nothing when an admin key exists.
+/// database under `dev_data_dir`), a new key written once to `<data dir>/admin-key` (mode 0600,
+/// its path logged, never the token) and printed on standard output only when that is a
+/// terminal. Nothing when an admin key exists.
 pub async fn bootstrap_admin_key(
     storage: &Storage,
     security: &SecuritySettings,
-    dev_mode: bool,
+    dev_data_dir: Option<&std::path::Path>,
 ) -> Result<(), StartupError> {
     if storage.has_admin_key().await? {
         return Ok(());
@@ -164,7 +167,7 @@ pub async fn bootstrap_admin_key(
                 "LEDGER_BOOTSTRAP_ADMIN_KEY must be 32 to 256 visible ASCII characters".into(),
             ))
         }
-        None if dev_mode => (generate_token(), "dev-mode"),
+        None if dev_data_dir.is_some() => (generate_token(), "dev-mode"),
         None => {
             tracing::warn!(
                 "no admin API key exists: create one with `ledger keys create --role admin`"
@@ -182,12 +185,53 @@ pub async fn bootstrap_admin_key(
         created_by: created_by.into(),
         revoked_at: None,
     };
+    let file = match dev_data_dir {
+        Some(dir) if created_by == "dev-mode" => Some(
+            write_admin_key_file(dir, &token)
+                .map_err(|error| StartupError::Config(format!("the first admin key: {error}")))?,
+        ),
+        _ => None,
+    };
     storage.insert_api_key(&key).await?;
-    if created_by == "dev-mode" {
-        println!("Admin API key (dev mode, shown once): {token}");
+    match file {
+        Some(path) => {
+            tracing::info!(
+                key_id = %key.id,
+                path = %path.display(),
+                "created the first admin API key (dev mode); its token is in the file"
+            );
+            if std::io::stdout().is_terminal() {
+                println!("Admin API key (dev mode, also in {}): {token}", path.display());
+            }
+        }
+        None => tracing::info!(key_id = %key.id, "created the first admin API key ({created_by})"),
     }
-    tracing::info!(key_id = %key.id, "created the first admin API key ({created_by})");
     Ok(())
+}
+
+/// The file the dev-mode admin key is written to, under the data folder.
+pub fn admin_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("admin-key")
+}
+
+/// Writes `token` and a newline to `<data dir>/admin-key`, readable by its owner only (0600),
+/// through a temporary file renamed into place: a reader never sees half a token, and a stale
+/// file of an earlier cluster is replaced.
+fn write_admin_key_file(data_dir: &std::path::Path, token: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = admin_key_path(data_dir);
+    let partial = data_dir.join("admin-key.partial");
+    let _ = std::fs::remove_file(&partial);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)?;
+    file.write_all(format!("{token}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&partial, &path)?;
+    Ok(path)
 }
 
 /// Purges idempotency records past their retention, every ten minutes, for as long as the
@@ -264,35 +308,31 @@ fn spawn_checkpoint_issuer(state: web::Data<AppState>, interval_ms: u64) {
     });
 }
 
-/// Runs the integrity check of every ledger every `interval_seconds` (0: never on its own).
+/// Runs the integrity check of every ledger soon after start, then every `interval_seconds`
+/// (0: never on its own). Soon after start, not one interval later: a service restarted daily
+/// with the default interval of a day would otherwise never run it.
 fn spawn_integrity_checks(state: web::Data<AppState>, interval_seconds: u64) {
     if interval_seconds == 0 {
         return;
     }
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(std::time::Duration::from_secs(interval_seconds));
-        interval.tick().await;
+        let first = std::time::Duration::from_secs(INTEGRITY_CHECK_DELAY_AFTER_START_S);
+        let every = std::time::Duration::from_secs(interval_seconds);
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
         loop {
             interval.tick().await;
-            let Ok(page) = state.storage.ledgers_page(0, 1000).await else {
-                continue;
+            let auditor = crate::audit_service::Auditor {
+                storage: &state.storage,
+                signer: &state.signer,
             };
-            for ledger in page.items {
-                let auditor = crate::audit_service::Auditor {
-                    storage: &state.storage,
-                    signer: &state.signer,
-                };
-                if let Err(error) = auditor.record_integrity_check(&ledger).await {
-                    tracing::warn!(
-                        ledger = %ledger.name,
-                        error = %error,
-                        "the scheduled integrity check could not run"
-                    );
-                }
-            }
+            auditor.record_integrity_checks_of_every_ledger().await;
         }
     });
 }
+
+/// How long after start the first scheduled integrity checks run: long enough for a restarted
+/// service to take its first requests before the checks read whole journals.
+const INTEGRITY_CHECK_DELAY_AFTER_START_S: u64 = 60;
 
 /// Applies due expiries of ledgers nobody writes to: every `interval_ms`, each ledger with a
 /// pending transfer past its deadline gets an empty batch, which expires it (§3: at a
@@ -375,8 +415,11 @@ impl Application {
         let write_storage = storage.sibling(settings.writer.max_connections)?;
         let health_storage = storage.sibling(1)?;
         let writers = Arc::new(Writers::new(write_storage, settings.writer.clone()));
-        let dev_mode = embedded.is_some();
-        bootstrap_admin_key(&storage, &settings.security, dev_mode).await?;
+        let dev_data_dir = match (&settings.database, &embedded) {
+            (Database::Embedded(dir), Some(_)) => Some(dir.as_path()),
+            _ => None,
+        };
+        bootstrap_admin_key(&storage, &settings.security, dev_data_dir).await?;
         spawn_idempotency_purge(
             storage.clone(),
             settings.security.idempotency_retention_hours,

@@ -17,6 +17,7 @@ mod operations;
 mod plans;
 mod reconciliation;
 mod scaling;
+mod scheduled_integrity;
 mod tamper;
 mod transfers;
 mod verify_limits;
