@@ -266,7 +266,8 @@ impl Auditor<'_> {
             let page = match self.storage.ledgers_page(after_id, LEDGERS_PER_PAGE).await {
                 Ok(page) => page,
                 Err(error) => {
-                    tracing::warn!(error = %error, "the scheduled integrity checks could not list ledgers");
+                    let what = "the scheduled integrity checks could not list ledgers";
+                    tracing::warn!(error = %error, "{what}");
                     return;
                 }
             };
