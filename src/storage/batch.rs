@@ -203,6 +203,64 @@ async fn lock_and_load(
     held: &dyn HeldAccounts,
 ) -> Result<Loaded, StorageError> {
     let statements = LoadStatements::prepare(client).await?;
+    let first = load_under_head_lock(client, &statements, ledger_id, needs, held).await?;
+    let head = head_from_row(&first.head_row)?;
+    let missing_leaf_hashes = leaves_after_tree(client, ledger_id, &head).await?;
+    let mut accounts = rows_to(&first.account_rows, account_from_row)?;
+    for account in rows_to(&first.coded_rows, account_from_row)? {
+        if !accounts.iter().any(|known| known.id == account.id) {
+            accounts.push(account);
+        }
+    }
+    let (transfers, due_for_expiry) = transfers_and_due(&first, needs)?;
+    let held_accounts_are_current = held.current_at() == Some(head.chain);
+    let reached = reached_accounts(
+        &accounts,
+        &transfers,
+        needs,
+        held,
+        held_accounts_are_current,
+    );
+    if !reached.is_empty() {
+        let rows = client
+            .query(&statements.accounts, &[&ledger_id, &reached])
+            .await?;
+        accounts.extend(rows_to(&rows, account_from_row)?);
+    }
+    let reconciliations = reconciliation_rows::lock_and_load_runs(client, ledger_id, needs).await?;
+    Ok(Loaded {
+        head,
+        accounts,
+        held_accounts_are_current,
+        transfers,
+        due_for_expiry,
+        idempotency_records: first.idempotency_records,
+        missing_leaf_hashes,
+        reconciliations,
+    })
+}
+
+/// What the first round trip of a batch brings back, as rows.
+struct FirstRoundTrip {
+    head_row: tokio_postgres::Row,
+    account_rows: Vec<tokio_postgres::Row>,
+    coded_rows: Vec<tokio_postgres::Row>,
+    transfer_rows: Vec<tokio_postgres::Row>,
+    due_rows: Vec<tokio_postgres::Row>,
+    idempotency_records: Vec<IdempotencyRecord>,
+}
+
+/// One round trip, run by the server in this order: `BEGIN`, the head lock first, then the
+/// accounts the commands name (but the held ones), the accounts by code, the transfers the
+/// commands name, the transfers due to expire, and last the idempotency scopes (locked, then
+/// looked up).
+async fn load_under_head_lock(
+    client: &deadpool_postgres::Object,
+    statements: &LoadStatements,
+    ledger_id: i32,
+    needs: &BatchNeeds,
+    held: &dyn HeldAccounts,
+) -> Result<FirstRoundTrip, StorageError> {
     let is_held = |id: &AccountId| held.current_at().is_some() && held.holds(*id);
     let named_ids: Vec<Uuid> = needs
         .account_ids
@@ -241,9 +299,6 @@ async fn lock_and_load(
     let head_params: [&(dyn ToSql + Sync); 1] = [&ledger_id];
     let account_params: [&(dyn ToSql + Sync); 2] = [&ledger_id, &named_ids];
     let transfer_params: [&(dyn ToSql + Sync); 2] = [&ledger_id, &transfer_ids];
-    // One round trip, run by the server in this order: the head lock first, then the accounts
-    // the commands name, the transfers they name, the transfers due to expire, and last the
-    // idempotency scopes (locked, then looked up).
     let answers = futures_util::try_join!(
         client
             .batch_execute(BEGIN_BATCH)
@@ -263,54 +318,53 @@ async fn lock_and_load(
     )?;
     let (_, head_row, account_rows, coded_rows, transfer_rows, due_rows, idempotency_records) =
         answers;
-    let head = head_from_row(&head_row)?;
-    let missing_leaf_hashes = leaves_after_tree(client, ledger_id, &head).await?;
-    let mut accounts = rows_to(&account_rows, account_from_row)?;
-    for account in rows_to(&coded_rows, account_from_row)? {
-        if !accounts.iter().any(|known| known.id == account.id) {
-            accounts.push(account);
-        }
-    }
-    let mut transfers = rows_to(&transfer_rows, transfer_from_row)?;
-    let due = rows_to(&due_rows, transfer_from_row)?;
+    Ok(FirstRoundTrip {
+        head_row,
+        account_rows,
+        coded_rows,
+        transfer_rows,
+        due_rows,
+        idempotency_records,
+    })
+}
+
+/// The transfers the commands named and those due to expire (once each), and the due ones' ids
+/// in expiry order.
+fn transfers_and_due(
+    first: &FirstRoundTrip,
+    needs: &BatchNeeds,
+) -> Result<(Vec<Transfer>, Vec<TransferId>), StorageError> {
+    let mut transfers = rows_to(&first.transfer_rows, transfer_from_row)?;
+    let due = rows_to(&first.due_rows, transfer_from_row)?;
     let due_for_expiry = due.iter().map(|transfer| transfer.id).collect();
     transfers.extend(
         due.into_iter()
             .filter(|transfer| !needs.transfer_ids.contains(&transfer.id)),
     );
+    Ok((transfers, due_for_expiry))
+}
 
-    // A second round trip only for accounts neither loaded nor held: those reached through
-    // loaded transfers (post, void, reverse, expiry), and all held ones when the head moved
-    // (another process wrote this ledger). Locked last, by id.
-    let held_accounts_are_current = held.current_at() == Some(head.chain);
-    let loaded: BTreeSet<AccountId> = accounts.iter().map(|account| account.id).collect();
+/// The accounts still to load, in id order (locked last, in a second round trip): those neither
+/// loaded nor held that loaded transfers reach (post, void, reverse, expiry), and all held ones
+/// when the head moved (another process wrote this ledger).
+fn reached_accounts(
+    loaded: &[Account],
+    transfers: &[Transfer],
+    needs: &BatchNeeds,
+    held: &dyn HeldAccounts,
+    held_accounts_are_current: bool,
+) -> Vec<Uuid> {
+    let loaded: BTreeSet<AccountId> = loaded.iter().map(|account| account.id).collect();
     let mut wanted: BTreeSet<AccountId> = transfers
         .iter()
         .flat_map(|transfer| [transfer.debit_account_id, transfer.credit_account_id])
         .collect();
     wanted.extend(needs.account_ids.iter().copied());
-    let missing: Vec<Uuid> = wanted
+    wanted
         .iter()
         .filter(|id| !(loaded.contains(id) || held_accounts_are_current && held.holds(**id)))
         .map(AccountId::as_uuid)
-        .collect();
-    if !missing.is_empty() {
-        let rows = client
-            .query(&statements.accounts, &[&ledger_id, &missing])
-            .await?;
-        accounts.extend(rows_to(&rows, account_from_row)?);
-    }
-    let reconciliations = reconciliation_rows::lock_and_load_runs(client, ledger_id, needs).await?;
-    Ok(Loaded {
-        head,
-        accounts,
-        held_accounts_are_current,
-        transfers,
-        due_for_expiry,
-        idempotency_records,
-        missing_leaf_hashes,
-        reconciliations,
-    })
+        .collect()
 }
 
 /// The event hashes the Merkle tree lacks, in seq order (none in a database created with it).
@@ -496,6 +550,62 @@ async fn write(
     Ok(())
 }
 
+/// One column of a batch insert: its name, its SQL type, and the batch's values for it. One
+/// list of columns drives both the statement's text and its parameters, so the two cannot
+/// drift apart.
+struct Column<'a> {
+    name: &'static str,
+    sql_type: &'static str,
+    values: &'a (dyn ToSql + Sync),
+}
+
+impl<'a> Column<'a> {
+    fn new(name: &'static str, sql_type: &'static str, values: &'a (dyn ToSql + Sync)) -> Self {
+        Column {
+            name,
+            sql_type,
+            values,
+        }
+    }
+}
+
+/// `INSERT INTO table (ledger_id, c2, c3…) SELECT $1, * FROM unnest($2::t2[], $3::t3[], …)`.
+fn insert_rows_text(table: &str, columns: &[Column<'_>]) -> String {
+    let names: Vec<&str> = columns.iter().map(|column| column.name).collect();
+    let arrays: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(index, column)| format!("${}::{}[]", index + 2, column.sql_type))
+        .collect();
+    format!(
+        "INSERT INTO {table} (ledger_id, {}) SELECT $1, * FROM unnest({})",
+        names.join(", "),
+        arrays.join(", ")
+    )
+}
+
+/// Inserts one row per element of the columns' arrays (all of one length), in one statement.
+async fn insert_rows(
+    client: &impl GenericClient,
+    table: &str,
+    ledger_id: i32,
+    columns: &[Column<'_>],
+) -> Result<(), StorageError> {
+    let statement = client
+        .prepare_cached(&insert_rows_text(table, columns))
+        .await?;
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(columns.len() + 1);
+    params.push(&ledger_id);
+    params.extend(columns.iter().map(|column| column.values));
+    client.execute(&statement, &params).await?;
+    Ok(())
+}
+
+/// One column's values: `field` of every row.
+fn each<'a, T, V>(rows: &'a [T], field: impl Fn(&'a T) -> V) -> Vec<V> {
+    rows.iter().map(field).collect()
+}
+
 async fn insert_merkle_nodes(
     client: &deadpool_postgres::Object,
     ledger_id: i32,
@@ -531,54 +641,27 @@ pub(super) async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO journal (ledger_id, seq, type, at, actor, request_id, idempotency_key, \
-             data, prev_hash, hash) \
-             SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::text[], \
-             $6::text[], $7::text[], \
-                                      $8::jsonb[], $9::bytea[], $10::bytea[])",
-        )
-        .await?;
-    let seqs: Vec<i64> = events.iter().map(|event| seq_to_sql(event.seq)).collect();
-    let types: Vec<&str> = events
-        .iter()
-        .map(|event| event.event_type.as_str())
-        .collect();
-    let ats: Vec<_> = events.iter().map(|event| to_sql_time(event.at)).collect();
-    let actors: Vec<&str> = events.iter().map(|event| event.actor.as_str()).collect();
-    let request_ids: Vec<Option<&str>> = events
-        .iter()
-        .map(|event| event.request_id.as_deref())
-        .collect();
-    let keys: Vec<Option<&str>> = events
-        .iter()
-        .map(|event| event.idempotency_key.as_deref())
-        .collect();
-    let data: Vec<&Value> = events.iter().map(|event| &event.data).collect();
-    let prev_hashes: Vec<&[u8]> = events
-        .iter()
-        .map(|event| event.prev_hash.0.as_slice())
-        .collect();
-    let hashes: Vec<&[u8]> = events.iter().map(|event| event.hash.0.as_slice()).collect();
-    client
-        .execute(
-            &statement,
-            &[
-                &ledger_id,
-                &seqs,
-                &types,
-                &ats,
-                &actors,
-                &request_ids,
-                &keys,
-                &data,
-                &prev_hashes,
-                &hashes,
-            ],
-        )
-        .await?;
-    Ok(())
+    let seqs = each(events, |e| seq_to_sql(e.seq));
+    let types = each(events, |e| e.event_type.as_str());
+    let ats = each(events, |e| to_sql_time(e.at));
+    let actors = each(events, |e| e.actor.as_str());
+    let request_ids = each(events, |e| e.request_id.as_deref());
+    let keys = each(events, |e| e.idempotency_key.as_deref());
+    let data = each(events, |e| &e.data);
+    let prev_hashes = each(events, |e| e.prev_hash.0.as_slice());
+    let hashes = each(events, |e| e.hash.0.as_slice());
+    let columns = [
+        Column::new("seq", "bigint", &seqs),
+        Column::new("type", "text", &types),
+        Column::new("at", "timestamptz", &ats),
+        Column::new("actor", "text", &actors),
+        Column::new("request_id", "text", &request_ids),
+        Column::new("idempotency_key", "text", &keys),
+        Column::new("data", "jsonb", &data),
+        Column::new("prev_hash", "bytea", &prev_hashes),
+        Column::new("hash", "bytea", &hashes),
+    ];
+    insert_rows(client, "journal", ledger_id, &columns).await
 }
 
 async fn insert_postings(
@@ -589,56 +672,29 @@ async fn insert_postings(
     if postings.is_empty() {
         return Ok(());
     }
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO postings (ledger_id, account_id, seq, transfer_id, side, pending_delta, \
-             posted_delta, \
-                                   posted_debits_after, posted_credits_after, \
-                                   pending_debits_after, pending_credits_after) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::bigint[], $4::uuid[], $5::text[], \
-             $6::numeric[], $7::numeric[], \
-                                      $8::numeric[], $9::numeric[], $10::numeric[], \
-                                      $11::numeric[])",
-        )
-        .await?;
-    let column = |field: fn(&Posting) -> Decimal| {
-        postings
-            .iter()
-            .map(|(_, posting)| field(posting))
-            .collect::<Vec<_>>()
-    };
-    let account_ids: Vec<Uuid> = postings
-        .iter()
-        .map(|(_, posting)| posting.account_id.as_uuid())
-        .collect();
-    let seqs: Vec<i64> = postings.iter().map(|(seq, _)| seq_to_sql(*seq)).collect();
-    let transfer_ids: Vec<Uuid> = postings
-        .iter()
-        .map(|(_, posting)| posting.transfer_id.as_uuid())
-        .collect();
-    let sides: Vec<&str> = postings
-        .iter()
-        .map(|(_, posting)| posting.side.as_str())
-        .collect();
-    client
-        .execute(
-            &statement,
-            &[
-                &ledger_id,
-                &account_ids,
-                &seqs,
-                &transfer_ids,
-                &sides,
-                &column(|posting| posting.pending_delta),
-                &column(|posting| posting.posted_delta),
-                &column(|posting| posting.balances_after.posted_debits),
-                &column(|posting| posting.balances_after.posted_credits),
-                &column(|posting| posting.balances_after.pending_debits),
-                &column(|posting| posting.balances_after.pending_credits),
-            ],
-        )
-        .await?;
-    Ok(())
+    let account_ids = each(postings, |(_, p)| p.account_id.as_uuid());
+    let seqs = each(postings, |(seq, _)| seq_to_sql(*seq));
+    let transfer_ids = each(postings, |(_, p)| p.transfer_id.as_uuid());
+    let sides = each(postings, |(_, p)| p.side.as_str());
+    let pending_deltas = each(postings, |(_, p)| p.pending_delta);
+    let posted_deltas = each(postings, |(_, p)| p.posted_delta);
+    let posted_debits = each(postings, |(_, p)| p.balances_after.posted_debits);
+    let posted_credits = each(postings, |(_, p)| p.balances_after.posted_credits);
+    let pending_debits = each(postings, |(_, p)| p.balances_after.pending_debits);
+    let pending_credits = each(postings, |(_, p)| p.balances_after.pending_credits);
+    let columns = [
+        Column::new("account_id", "uuid", &account_ids),
+        Column::new("seq", "bigint", &seqs),
+        Column::new("transfer_id", "uuid", &transfer_ids),
+        Column::new("side", "text", &sides),
+        Column::new("pending_delta", "numeric", &pending_deltas),
+        Column::new("posted_delta", "numeric", &posted_deltas),
+        Column::new("posted_debits_after", "numeric", &posted_debits),
+        Column::new("posted_credits_after", "numeric", &posted_credits),
+        Column::new("pending_debits_after", "numeric", &pending_debits),
+        Column::new("pending_credits_after", "numeric", &pending_credits),
+    ];
+    insert_rows(client, "postings", ledger_id, &columns).await
 }
 
 fn balance_columns(accounts: &[Account]) -> [Vec<Decimal>; 4] {
@@ -670,84 +726,35 @@ async fn insert_accounts(
     if accounts.is_empty() {
         return Ok(());
     }
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO accounts (ledger_id, id, code, currency, scale, normal_side, \
-             balance_constraint, status, metadata, \
-                                   posted_debits, posted_credits, pending_debits, \
-                                   pending_credits, created_at, opened_seq) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::smallint[], \
-             $6::text[], $7::text[], $8::text[], \
-                                      $9::jsonb[], $10::numeric[], $11::numeric[], \
-                                      $12::numeric[], $13::numeric[], \
-                                      $14::timestamptz[], $15::bigint[])",
-        )
-        .await?;
-    let ids: Vec<Uuid> = accounts
-        .iter()
-        .map(|account| account.id.as_uuid())
-        .collect();
-    let codes: Vec<&str> = accounts
-        .iter()
-        .map(|account| account.code.as_str())
-        .collect();
-    let currencies: Vec<&str> = accounts
-        .iter()
-        .map(|account| account.currency.code().as_str())
-        .collect();
-    let scales: Vec<i16> = accounts
-        .iter()
-        .map(|account| account.currency.scale() as i16)
-        .collect();
-    let sides: Vec<&str> = accounts
-        .iter()
-        .map(|account| account.normal_side.as_str())
-        .collect();
-    let constraints: Vec<&str> = accounts
-        .iter()
-        .map(|account| constraint_to_sql(account.constraint))
-        .collect();
-    let statuses: Vec<&str> = accounts
-        .iter()
-        .map(|account| account.status.as_str())
-        .collect();
-    let metadata: Vec<Value> = accounts
-        .iter()
-        .map(|account| metadata_to_json(&account.metadata))
-        .collect();
+    let ids = each(accounts, |a| a.id.as_uuid());
+    let codes = each(accounts, |a| a.code.as_str());
+    let currencies = each(accounts, |a| a.currency.code().as_str());
+    let scales = each(accounts, |a| a.currency.scale() as i16);
+    let sides = each(accounts, |a| a.normal_side.as_str());
+    let constraints = each(accounts, |a| constraint_to_sql(a.constraint));
+    let statuses = each(accounts, |a| a.status.as_str());
+    let metadata = each(accounts, |a| metadata_to_json(&a.metadata));
     let [posted_debits, posted_credits, pending_debits, pending_credits] =
         balance_columns(accounts);
-    let created: Vec<_> = accounts
-        .iter()
-        .map(|account| to_sql_time(account.created_at))
-        .collect();
-    let seqs: Vec<i64> = accounts
-        .iter()
-        .map(|account| seq_to_sql(account.opened_seq))
-        .collect();
-    client
-        .execute(
-            &statement,
-            &[
-                &ledger_id,
-                &ids,
-                &codes,
-                &currencies,
-                &scales,
-                &sides,
-                &constraints,
-                &statuses,
-                &metadata,
-                &posted_debits,
-                &posted_credits,
-                &pending_debits,
-                &pending_credits,
-                &created,
-                &seqs,
-            ],
-        )
-        .await?;
-    Ok(())
+    let created = each(accounts, |a| to_sql_time(a.created_at));
+    let seqs = each(accounts, |a| seq_to_sql(a.opened_seq));
+    let columns = [
+        Column::new("id", "uuid", &ids),
+        Column::new("code", "text", &codes),
+        Column::new("currency", "text", &currencies),
+        Column::new("scale", "smallint", &scales),
+        Column::new("normal_side", "text", &sides),
+        Column::new("balance_constraint", "text", &constraints),
+        Column::new("status", "text", &statuses),
+        Column::new("metadata", "jsonb", &metadata),
+        Column::new("posted_debits", "numeric", &posted_debits),
+        Column::new("posted_credits", "numeric", &posted_credits),
+        Column::new("pending_debits", "numeric", &pending_debits),
+        Column::new("pending_credits", "numeric", &pending_credits),
+        Column::new("created_at", "timestamptz", &created),
+        Column::new("opened_seq", "bigint", &seqs),
+    ];
+    insert_rows(client, "accounts", ledger_id, &columns).await
 }
 
 async fn update_accounts(
@@ -800,99 +807,47 @@ async fn insert_transfers(
     if transfers.is_empty() {
         return Ok(());
     }
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO transfers (ledger_id, id, debit_account_id, credit_account_id, amount, \
-             currency, code, reference, \
-                                    description, metadata, pending, timeout_seconds, expires_at, \
-                                    state, reverses, \
-                                    posted_amount, reversed_amount, created_at, journal_seq) \
-             SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::numeric[], \
-             $6::text[], $7::text[], $8::text[], \
-                                      $9::text[], $10::jsonb[], $11::boolean[], $12::integer[], \
-                                      $13::timestamptz[], \
-                                      $14::text[], $15::uuid[], $16::numeric[], $17::numeric[], \
-                                      $18::timestamptz[], $19::bigint[])",
-        )
-        .await?;
-    let ids: Vec<Uuid> = transfers.iter().map(|t| t.id.as_uuid()).collect();
-    let debits: Vec<Uuid> = transfers
-        .iter()
-        .map(|t| t.debit_account_id.as_uuid())
-        .collect();
-    let credits: Vec<Uuid> = transfers
-        .iter()
-        .map(|t| t.credit_account_id.as_uuid())
-        .collect();
-    let amounts: Vec<Decimal> = transfers.iter().map(|t| t.amount).collect();
-    let currencies: Vec<&str> = transfers.iter().map(|t| t.currency.as_str()).collect();
-    let codes: Vec<Option<&str>> = transfers
-        .iter()
-        .map(|t| t.code.as_ref().map(TransferCode::as_str))
-        .collect();
-    let references: Vec<Option<&str>> = transfers
-        .iter()
-        .map(|t| t.reference.as_ref().map(Reference::as_str))
-        .collect();
-    let descriptions: Vec<Option<&str>> = transfers
-        .iter()
-        .map(|t| t.description.as_ref().map(Description::as_str))
-        .collect();
-    let metadata: Vec<Value> = transfers
-        .iter()
-        .map(|t| metadata_to_json(&t.metadata))
-        .collect();
-    let pending: Vec<bool> = transfers.iter().map(|t| t.pending).collect();
-    let timeouts: Vec<Option<i32>> = transfers
-        .iter()
-        .map(|t| t.timeout_seconds.map(|s| s as i32))
-        .collect();
-    let expires: Vec<Option<_>> = transfers
-        .iter()
-        .map(|t| t.expires_at.map(to_sql_time))
-        .collect();
-    let states: Vec<&str> = transfers.iter().map(|t| t.state.as_str()).collect();
-    let reverses: Vec<Option<Uuid>> = transfers
-        .iter()
-        .map(|t| t.reverses.map(|id| id.as_uuid()))
-        .collect();
-    let posted: Vec<Decimal> = transfers.iter().map(|t| t.posted_amount).collect();
-    let reversed: Vec<Decimal> = transfers.iter().map(|t| t.reversed_amount).collect();
-    let created: Vec<_> = transfers
-        .iter()
-        .map(|t| to_sql_time(t.created_at))
-        .collect();
-    let seqs: Vec<i64> = transfers
-        .iter()
-        .map(|t| seq_to_sql(t.journal_seq))
-        .collect();
-    client
-        .execute(
-            &statement,
-            &[
-                &ledger_id,
-                &ids,
-                &debits,
-                &credits,
-                &amounts,
-                &currencies,
-                &codes,
-                &references,
-                &descriptions,
-                &metadata,
-                &pending,
-                &timeouts,
-                &expires,
-                &states,
-                &reverses,
-                &posted,
-                &reversed,
-                &created,
-                &seqs,
-            ],
-        )
-        .await?;
-    Ok(())
+    let ids = each(transfers, |t| t.id.as_uuid());
+    let debits = each(transfers, |t| t.debit_account_id.as_uuid());
+    let credits = each(transfers, |t| t.credit_account_id.as_uuid());
+    let amounts = each(transfers, |t| t.amount);
+    let currencies = each(transfers, |t| t.currency.as_str());
+    let codes = each(transfers, |t| t.code.as_ref().map(TransferCode::as_str));
+    let references = each(transfers, |t| t.reference.as_ref().map(Reference::as_str));
+    let descriptions = each(transfers, |t| {
+        t.description.as_ref().map(Description::as_str)
+    });
+    let metadata = each(transfers, |t| metadata_to_json(&t.metadata));
+    let pending = each(transfers, |t| t.pending);
+    let timeouts = each(transfers, |t| t.timeout_seconds.map(|s| s as i32));
+    let expires = each(transfers, |t| t.expires_at.map(to_sql_time));
+    let states = each(transfers, |t| t.state.as_str());
+    let reverses = each(transfers, |t| t.reverses.map(|id| id.as_uuid()));
+    let posted = each(transfers, |t| t.posted_amount);
+    let reversed = each(transfers, |t| t.reversed_amount);
+    let created = each(transfers, |t| to_sql_time(t.created_at));
+    let seqs = each(transfers, |t| seq_to_sql(t.journal_seq));
+    let columns = [
+        Column::new("id", "uuid", &ids),
+        Column::new("debit_account_id", "uuid", &debits),
+        Column::new("credit_account_id", "uuid", &credits),
+        Column::new("amount", "numeric", &amounts),
+        Column::new("currency", "text", &currencies),
+        Column::new("code", "text", &codes),
+        Column::new("reference", "text", &references),
+        Column::new("description", "text", &descriptions),
+        Column::new("metadata", "jsonb", &metadata),
+        Column::new("pending", "boolean", &pending),
+        Column::new("timeout_seconds", "integer", &timeouts),
+        Column::new("expires_at", "timestamptz", &expires),
+        Column::new("state", "text", &states),
+        Column::new("reverses", "uuid", &reverses),
+        Column::new("posted_amount", "numeric", &posted),
+        Column::new("reversed_amount", "numeric", &reversed),
+        Column::new("created_at", "timestamptz", &created),
+        Column::new("journal_seq", "bigint", &seqs),
+    ];
+    insert_rows(client, "transfers", ledger_id, &columns).await
 }
 
 async fn update_transfers(
