@@ -283,8 +283,10 @@ async fn migrate(args: &DatabaseArgs) -> Result<(), String> {
     result
 }
 
-/// Structured JSON logs on stdout; `RUST_LOG` filters (default `info`), `LEDGER_LOG_FORMAT=text`
-/// for humans. Whatever `RUST_LOG` says, two sources stay capped:
+/// Structured JSON logs on stderr (stdout carries only a command's result, e.g. the token of
+/// `ledger keys create`, so `ADMIN=$(ledger keys create …)` captures the token alone);
+/// `RUST_LOG` filters (default `info`), `LEDGER_LOG_FORMAT=text` for humans. Whatever `RUST_LOG`
+/// says, two sources stay capped:
 /// - tokio-postgres at `warn`: at info it logs every server NOTICE, at debug every SQL parameter
 ///   (metadata, references: client data that does not belong in logs);
 /// - actix's HTTP/1 dispatcher off: it logs a malformed request line or header at ERROR, so any
@@ -301,6 +303,7 @@ fn init_logging() {
         );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_target(false);
     if std::env::var("LEDGER_LOG_FORMAT").as_deref() == Ok("text") {
         builder.init();

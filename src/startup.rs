@@ -201,7 +201,10 @@ pub async fn bootstrap_admin_key(
                 "created the first admin API key (dev mode); its token is in the file"
             );
             if std::io::stdout().is_terminal() {
-                println!("Admin API key (dev mode, also in {}): {token}", path.display());
+                println!(
+                    "Admin API key (dev mode, also in {}): {token}",
+                    path.display()
+                );
             }
         }
         None => tracing::info!(key_id = %key.id, "created the first admin API key ({created_by})"),
