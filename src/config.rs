@@ -19,6 +19,10 @@ pub struct DatabaseArgs {
     /// PostgreSQL connection URL. Absent: start a private cluster under LEDGER_DATA_DIR.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A file holding the PostgreSQL URL (a secret mounted by compose or Kubernetes); one
+    /// trailing newline is ignored. Not together with DATABASE_URL.
+    #[arg(long, env = "DATABASE_URL_FILE")]
+    pub database_url_file: Option<PathBuf>,
     /// Folder of the embedded cluster (and of dev signing keys).
     #[arg(long, env = "LEDGER_DATA_DIR", default_value = "./.ledger")]
     pub data_dir: PathBuf,
@@ -38,9 +42,44 @@ pub struct DatabaseArgs {
     pub connect_timeout_ms: u64,
 }
 
+/// A secret given as a value (`NAME`) or as a file (`NAME_FILE`), not both. The file's content
+/// is the value, less its trailing line break (`echo secret > file` writes one).
+pub fn value_or_file(
+    name: &str,
+    value: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, String> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(format!("set {name} or {name}_FILE, not both")),
+        (Some(value), None) => Ok(Some(value.to_owned())),
+        (None, Some(path)) => {
+            let content = std::fs::read_to_string(path)
+                .map_err(|error| format!("{name}_FILE {}: {error}", path.display()))?;
+            let value = content
+                .strip_suffix('\n')
+                .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
+                .unwrap_or(&content);
+            if value.is_empty() {
+                return Err(format!("{name}_FILE {} is empty", path.display()));
+            }
+            Ok(Some(value.to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 impl DatabaseArgs {
+    /// `DATABASE_URL`, or the content of `DATABASE_URL_FILE`.
+    pub fn url(&self) -> Result<Option<String>, String> {
+        value_or_file(
+            "DATABASE_URL",
+            self.database_url.as_deref(),
+            self.database_url_file.as_deref(),
+        )
+    }
+
     pub fn database(&self) -> Result<Database, String> {
-        match &self.database_url {
+        match &self.url()? {
             Some(url) => crate::storage::parse_database_url(url)
                 .map(|config| Database::Given(Box::new(config)))
                 .map_err(|error| format!("DATABASE_URL is not a PostgreSQL URL: {error}")),
@@ -156,6 +195,10 @@ pub struct ServeArgs {
     /// If set and no admin key exists, this token becomes the first admin key.
     #[arg(long, env = "LEDGER_BOOTSTRAP_ADMIN_KEY", hide_env_values = true)]
     pub bootstrap_admin_key: Option<String>,
+    /// A file holding the first admin key (one trailing newline ignored). Not together with
+    /// LEDGER_BOOTSTRAP_ADMIN_KEY.
+    #[arg(long, env = "LEDGER_BOOTSTRAP_ADMIN_KEY_FILE")]
+    pub bootstrap_admin_key_file: Option<PathBuf>,
     /// Requests per second allowed per API key (429 above it).
     #[arg(
         long,
@@ -217,7 +260,7 @@ impl ServeArgs {
         let Some(url) = &self.read_database_url else {
             return Ok(None);
         };
-        if self.database.database_url.is_none() {
+        if self.database.url()?.is_none() {
             return Err(
                 "LEDGER_READ_DATABASE_URL needs DATABASE_URL (the embedded cluster has no standby)"
                     .into(),
@@ -238,7 +281,7 @@ impl ServeArgs {
                 "LEDGER_ORIGIN_PREFIX must be a signed-note key name: no spaces, no '+'".into(),
             );
         }
-        match (&self.signing_key_file, &self.database.database_url) {
+        match (&self.signing_key_file, &self.database.url()?) {
             (Some(path), _) if self.generate_signing_key => {
                 Ok(SigningKeySource::GenerateIfMissing(path.clone()))
             }
@@ -292,7 +335,11 @@ impl ServeArgs {
                 integrity_check_interval_seconds: self.integrity_check_interval_seconds,
             },
             security: SecuritySettings {
-                bootstrap_admin_key: self.bootstrap_admin_key.clone(),
+                bootstrap_admin_key: value_or_file(
+                    "LEDGER_BOOTSTRAP_ADMIN_KEY",
+                    self.bootstrap_admin_key.as_deref(),
+                    self.bootstrap_admin_key_file.as_deref(),
+                )?,
                 rate_limit_per_second: NonZeroU32::new(self.rate_limit_per_second)
                     .ok_or("LEDGER_RATE_LIMIT_PER_SECOND must be positive")?,
                 rate_limit_burst: NonZeroU32::new(self.rate_limit_burst)
@@ -374,5 +421,115 @@ impl WitnessArgs {
         };
         config.witness_vkey()?;
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        Serve::try_parse_from(std::iter::once("ledger").chain(args.iter().copied()))
+            .expect("valid flags")
+            .args
+    }
+
+    fn secret_file(content: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::io::Write::write_all(&mut file, content.as_bytes()).expect("write");
+        file
+    }
+
+    #[test]
+    fn a_secret_is_its_value_or_its_file_less_one_trailing_newline() {
+        assert_eq!(value_or_file("X", Some("v"), None), Ok(Some("v".into())));
+        assert_eq!(value_or_file("X", None, None), Ok(None));
+        let unix = secret_file("s3cret\n");
+        assert_eq!(
+            value_or_file("X", None, Some(unix.path())),
+            Ok(Some("s3cret".into()))
+        );
+        let windows = secret_file("s3cret\r\n");
+        assert_eq!(
+            value_or_file("X", None, Some(windows.path())),
+            Ok(Some("s3cret".into()))
+        );
+        let bare = secret_file("s3cret");
+        assert_eq!(
+            value_or_file("X", None, Some(bare.path())),
+            Ok(Some("s3cret".into()))
+        );
+        let inner = secret_file(" a b \n\n");
+        assert_eq!(
+            value_or_file("X", None, Some(inner.path())),
+            Ok(Some(" a b \n".into())),
+            "only one line break goes"
+        );
+    }
+
+    #[test]
+    fn a_secret_given_both_ways_or_from_an_empty_or_missing_file_is_an_error() {
+        let file = secret_file("x\n");
+        let both = value_or_file("DATABASE_URL", Some("x"), Some(file.path()));
+        assert_eq!(
+            both,
+            Err("set DATABASE_URL or DATABASE_URL_FILE, not both".into())
+        );
+        let empty = secret_file("\n");
+        assert!(value_or_file("X", None, Some(empty.path()))
+            .unwrap_err()
+            .contains("is empty"));
+        let missing = std::path::Path::new("/nonexistent/secret");
+        assert!(value_or_file("X", None, Some(missing))
+            .unwrap_err()
+            .starts_with("X_FILE /nonexistent/secret"));
+    }
+
+    #[test]
+    fn the_database_url_and_the_first_admin_key_may_come_from_files() {
+        let url = secret_file("postgresql://ledger:pw@db:5432/ledger\n");
+        let admin = secret_file(&format!("{}\n", "k".repeat(40)));
+        let key = secret_file("");
+        let args = serve(&[
+            "--database-url-file",
+            url.path().to_str().unwrap(),
+            "--bootstrap-admin-key-file",
+            admin.path().to_str().unwrap(),
+            "--signing-key-file",
+            key.path().to_str().unwrap(),
+        ]);
+        let settings = args.settings().expect("settings");
+        let Database::Given(config) = settings.database else {
+            panic!("DATABASE_URL_FILE names a given database");
+        };
+        assert_eq!(config.get_user(), Some("ledger"));
+        assert_eq!(config.get_password(), Some(&b"pw"[..]));
+        assert_eq!(settings.security.bootstrap_admin_key, Some("k".repeat(40)));
+        let both = serve(&[
+            "--database-url",
+            "postgresql://db/ledger",
+            "--database-url-file",
+            url.path().to_str().unwrap(),
+            "--signing-key-file",
+            key.path().to_str().unwrap(),
+        ]);
+        assert!(both.settings().unwrap_err().contains("not both"));
+        let both = serve(&[
+            "--bootstrap-admin-key",
+            &"k".repeat(40),
+            "--bootstrap-admin-key-file",
+            admin.path().to_str().unwrap(),
+        ]);
+        assert_eq!(
+            both.settings().unwrap_err(),
+            "set LEDGER_BOOTSTRAP_ADMIN_KEY or LEDGER_BOOTSTRAP_ADMIN_KEY_FILE, not both"
+        );
     }
 }
