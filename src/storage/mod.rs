@@ -73,6 +73,12 @@ pub async fn create_database_if_missing(
     Ok(())
 }
 
+/// The advisory lock migrations run under (`pg_advisory_lock(int, int)`: "ledg", 1).
+const MIGRATION_LOCK: (i32, i32) = (0x6c65_6467, 1);
+
+/// Longest a starting instance waits for another one's migrations.
+const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(600);
+
 /// The restricted role the service switches to when it can (see migrations/V1__core.sql).
 const SERVICE_ROLE: &str = "ledger_service";
 
@@ -400,12 +406,38 @@ impl Storage {
         Storage::new(self.base_config.clone(), settings, self.use_service_role)
     }
 
+    /// Applies the pending migrations under a session advisory lock, so that replicas starting
+    /// together migrate one after the other (refinery itself does not serialise runs: two at
+    /// once on an empty database both try to create its history table, and one fails). The
+    /// lock uses the two-key space, apart from the idempotency scopes' single keys; the wait
+    /// for it is bounded by `MIGRATION_LOCK_WAIT`, not by the statement timeout.
     pub async fn migrate(&self) -> Result<(), StorageError> {
         let mut client = self.pool.get().await?;
-        embedded_migrations::migrations::runner()
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {}; SELECT pg_advisory_lock({}, {}); \
+                 RESET statement_timeout",
+                MIGRATION_LOCK_WAIT.as_millis(),
+                MIGRATION_LOCK.0,
+                MIGRATION_LOCK.1
+            ))
+            .await?;
+        let applied = embedded_migrations::migrations::runner()
             .run_async(&mut **client)
             .await
-            .map_err(|error| StorageError::Migration(error.to_string()))?;
+            .map_err(|error| StorageError::Migration(error.to_string()));
+        let unlocked = client
+            .batch_execute(&format!(
+                "SELECT pg_advisory_unlock({}, {})",
+                MIGRATION_LOCK.0, MIGRATION_LOCK.1
+            ))
+            .await;
+        if unlocked.is_err() {
+            // Never hand a connection that may still hold the lock back to the pool.
+            drop(deadpool_postgres::Object::take(client));
+        }
+        applied?;
+        unlocked?;
         Ok(())
     }
 
