@@ -20,6 +20,12 @@ use crate::domain::{
 #[error("{0}")]
 pub struct CodecError(pub String);
 
+impl From<crate::domain::limits::Violation> for CodecError {
+    fn from(violation: crate::domain::limits::Violation) -> CodecError {
+        CodecError(violation.to_string())
+    }
+}
+
 pub fn encode_data(event: &LedgerEvent) -> Value {
     match event {
         LedgerEvent::LedgerCreated(ledger) => json!({
@@ -153,7 +159,7 @@ pub fn decode_data(
             LedgerEvent::AccountOpened(NewAccount {
                 id: AccountId::new(fields.uuid("id")?),
                 code: fields.parsed("code", AccountCode::parse)?,
-                currency: Currency::new(code, scale).map_err(CodecError)?,
+                currency: Currency::new(code, scale).map_err(CodecError::from)?,
                 normal_side: NormalSide::parse(fields.string("normal_side")?)
                     .ok_or_else(|| fields.bad("normal_side"))?,
                 constraint,
@@ -236,7 +242,7 @@ fn decode_asset(value: &Value) -> Result<Currency, CodecError> {
     fields.expect_keys(&["code", "scale"])?;
     let code = fields.parsed("code", CurrencyCode::parse)?;
     let scale = u32::try_from(fields.integer("scale")?).map_err(|_| fields.bad("scale"))?;
-    Currency::new(code, scale).map_err(CodecError)
+    Currency::new(code, scale).map_err(CodecError::from)
 }
 
 fn decode_transfer_fields(
@@ -342,18 +348,18 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| self.bad(key))
     }
 
-    pub(crate) fn parsed<T>(
+    pub(crate) fn parsed<T, E: std::fmt::Display>(
         &self,
         key: &str,
-        parse: fn(&str) -> Result<T, String>,
+        parse: fn(&str) -> Result<T, E>,
     ) -> Result<T, CodecError> {
         parse(self.string(key)?).map_err(|reason| CodecError(format!("key {key:?}: {reason}")))
     }
 
-    pub(crate) fn optional<T>(
+    pub(crate) fn optional<T, E: std::fmt::Display>(
         &self,
         key: &str,
-        parse: fn(&str) -> Result<T, String>,
+        parse: fn(&str) -> Result<T, E>,
     ) -> Result<Option<T>, CodecError> {
         match self.get(key)? {
             Value::Null => Ok(None),
@@ -362,6 +368,6 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn metadata(&self) -> Result<Metadata, CodecError> {
-        Metadata::parse(self.get("metadata")?.clone()).map_err(CodecError)
+        Metadata::parse(self.get("metadata")?.clone()).map_err(CodecError::from)
     }
 }

@@ -34,6 +34,12 @@ pub enum ExportError {
     Malformed(String),
 }
 
+impl From<crate::domain::limits::Violation> for ExportError {
+    fn from(violation: crate::domain::limits::Violation) -> ExportError {
+        ExportError::Malformed(violation.to_string())
+    }
+}
+
 impl From<CodecError> for ExportError {
     fn from(error: CodecError) -> ExportError {
         ExportError::Malformed(error.0)
@@ -410,8 +416,7 @@ fn decode_asset(value: &Value) -> Result<Currency, ExportError> {
     let fields = Fields::of(value)?;
     fields.expect_keys(&["code", "scale"])?;
     let scale = u32::try_from(fields.integer("scale")?).map_err(|_| fields.bad("scale"))?;
-    Currency::new(fields.parsed("code", CurrencyCode::parse)?, scale)
-        .map_err(ExportError::Malformed)
+    Currency::new(fields.parsed("code", CurrencyCode::parse)?, scale).map_err(ExportError::from)
 }
 
 fn balances_json(balances: &Balances) -> Map<String, Value> {
@@ -508,7 +513,7 @@ fn decode_account(value: &Value) -> Result<Account, ExportError> {
     fields.expect_keys(ACCOUNT_KEYS)?;
     let scale = u32::try_from(fields.integer("scale")?).map_err(|_| fields.bad("scale"))?;
     let currency = Currency::new(fields.parsed("currency", CurrencyCode::parse)?, scale)
-        .map_err(ExportError::Malformed)?;
+        .map_err(ExportError::from)?;
     let constraint = match fields.string("balance_constraint")? {
         "none" => BalanceConstraint::None,
         "debits_must_not_exceed_credits" => BalanceConstraint::DebitsMustNotExceedCredits,

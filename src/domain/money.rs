@@ -21,7 +21,7 @@ impl CurrencyCode {
     pub const MAX_LENGTH: usize = 16;
 
     /// The code, or the limit it breaks (limit `currency_code`; the message names it).
-    pub fn parse(text: &str) -> Result<CurrencyCode, String> {
+    pub fn parse(text: &str) -> Result<CurrencyCode, super::limits::Violation> {
         super::limits::check_currency_code(text)?;
         Ok(CurrencyCode(text.to_owned()))
     }
@@ -46,7 +46,7 @@ pub struct Currency {
 
 impl Currency {
     /// A currency of this scale, or the limit it breaks (limit `asset_scale`).
-    pub fn new(code: CurrencyCode, scale: u32) -> Result<Currency, String> {
+    pub fn new(code: CurrencyCode, scale: u32) -> Result<Currency, super::limits::Violation> {
         super::limits::check_asset_scale(scale)?;
         Ok(Currency { code, scale })
     }

@@ -60,7 +60,7 @@ macro_rules! bounded_text {
             pub const MAX_CHARS: usize = $max;
 
             /// The text, or the limit it breaks (the message names the limit).
-            pub fn parse(text: &str) -> Result<$name, String> {
+            pub fn parse(text: &str) -> Result<$name, limits::Violation> {
                 $check(text)?;
                 Ok($name(text.to_owned()))
             }
@@ -124,10 +124,13 @@ impl Metadata {
     pub const MAX_BYTES: usize = limits::MAX_METADATA_BYTES;
 
     /// The object, or the limit it breaks (the message names the limit).
-    pub fn parse(value: serde_json::Value) -> Result<Metadata, String> {
+    pub fn parse(value: serde_json::Value) -> Result<Metadata, limits::Violation> {
         limits::check_metadata(&value)?;
         let serde_json::Value::Object(map) = value else {
-            return Err(limits::Violation::new(&limits::METADATA_OBJECT, "not an object").into());
+            return Err(limits::Violation::new(
+                &limits::METADATA_OBJECT,
+                "not an object",
+            ));
         };
         Ok(Metadata(map))
     }

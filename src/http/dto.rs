@@ -21,14 +21,14 @@ use crate::storage::LedgerRecord;
 
 pub const AMOUNT_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?$";
 
-fn field<T>(name: &str, result: Result<T, String>) -> Result<T, ApiError> {
+fn field<T, E: std::fmt::Display>(name: &str, result: Result<T, E>) -> Result<T, ApiError> {
     result.map_err(|reason| ApiError::invalid_field(name, reason))
 }
 
-pub fn optional_field<T>(
+pub fn optional_field<T, E: std::fmt::Display>(
     name: &str,
     text: Option<String>,
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, E>,
 ) -> Result<Option<T>, ApiError> {
     text.map(|text| field(name, parse(&text))).transpose()
 }

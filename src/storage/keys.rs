@@ -65,7 +65,7 @@ fn key_from_row(row: &Row) -> Result<ApiKey, StorageError> {
         .map(|names| {
             names
                 .iter()
-                .map(|name| LedgerName::parse(name).map_err(StorageError::Corrupt))
+                .map(|name| LedgerName::parse(name).map_err(StorageError::from))
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;

@@ -367,7 +367,7 @@ impl Storage {
 fn ledger_from_row(row: &Row) -> Result<LedgerRecord, StorageError> {
     Ok(LedgerRecord {
         id: row.get("id"),
-        name: LedgerName::parse(row.get("name")).map_err(StorageError::Corrupt)?,
+        name: LedgerName::parse(row.get("name")).map_err(StorageError::from)?,
         assets: assets_from_json(&row.get("assets"))?,
         metadata: metadata_from_json(row.get("metadata"))?,
         created_at: from_sql_time(row.get("created_at"))?,

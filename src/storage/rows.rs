@@ -109,18 +109,18 @@ fn at_scale(value: Decimal, scale: u32) -> Result<Decimal, StorageError> {
     Ok(exact)
 }
 
-fn parsed<T>(
+fn parsed<T, E: std::fmt::Display>(
     what: &str,
     text: &str,
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, E>,
 ) -> Result<T, StorageError> {
     parse(text).map_err(|reason| corrupt(what, reason))
 }
 
-fn optional_parsed<T>(
+fn optional_parsed<T, E: std::fmt::Display>(
     what: &str,
     text: Option<String>,
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, E>,
 ) -> Result<Option<T>, StorageError> {
     text.map(|text| parsed(what, &text, parse)).transpose()
 }
@@ -248,5 +248,13 @@ impl StorageError {
             StorageError::Database(error) => error.code(),
             _ => None,
         }
+    }
+}
+
+/// A stored value that breaks a limit of the domain: the database holds what the service would
+/// never have written.
+impl From<crate::domain::limits::Violation> for StorageError {
+    fn from(violation: crate::domain::limits::Violation) -> StorageError {
+        StorageError::Corrupt(violation.to_string())
     }
 }
