@@ -44,6 +44,13 @@ enum Commands {
     /// Exit codes: 0 ok, 1 error, 2 usage, 3 fork detected (both notes kept next to the state
     /// file).
     Witness(Box<WitnessArgs>),
+    /// Ask a running service whether it is ready (GET URL): exit 0 on 200, 1 otherwise. The
+    /// image's HEALTHCHECK (it has no curl).
+    Health {
+        /// The readiness URL (plain HTTP).
+        #[arg(long, default_value = "http://127.0.0.1:8080/health/ready")]
+        url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -108,6 +115,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Commands::Witness(_) => unreachable!("handled above"),
+            Commands::Health { url } => health(&url).await,
             Commands::Keys(KeysCommand::WitnessVkey { witness_key, name }) => {
                 print_witness_vkey(&witness_key, &name)
             }
@@ -132,6 +140,23 @@ fn main() -> ExitCode {
             eprintln!("ledger: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `ledger health`: Ok when the URL answers 200 within five seconds.
+async fn health(url: &str) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|error| error.to_string())?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|error| format!("{url}: {error}"))?;
+    match response.status().as_u16() {
+        200 => Ok(()),
+        status => Err(format!("{url}: {status}")),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The real `ledger` binary in dev mode (the embedded cluster under a throwaway data folder):
 //! what it writes to stdout, to stderr and to the data folder. Logs are JSON lines on stderr,
 //! stdout carries only a command's result, and no token the run creates appears in any log.
+//! `ledger health` (the image's HEALTHCHECK) exits 0 while the service is ready, 1 after.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -207,7 +208,23 @@ fn the_first_key_goes_to_a_private_file_logs_go_to_stderr_and_no_token_reaches_a
     let (status, _) = http(port, "GET", "/v1/api-keys", &second, None);
     assert_eq!(status, 200, "the printed token is a working admin key");
 
+    let ready = format!("http://127.0.0.1:{port}/health/ready");
+    let health = |url: &str| {
+        ledger(&data_dir)
+            .args(["health", "--url", url])
+            .output()
+            .expect("run ledger health")
+    };
+    let answer = health(&ready);
+    assert!(answer.status.success(), "ledger health: {answer:?}");
+    assert!(answer.stdout.is_empty());
+
     let (stdout, stderr) = service.stop();
+    assert_eq!(
+        health(&ready).status.code(),
+        Some(1),
+        "nothing listens any more"
+    );
     assert_eq!(
         stdout, "",
         "stdout is not a terminal: nothing is printed on it"
