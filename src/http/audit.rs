@@ -27,7 +27,7 @@ use crate::audit_service::{AuditError, Auditor};
 use crate::domain::*;
 use crate::storage::audit::{Entry, IntegrityRun, StoredCheckpoint};
 use crate::storage::cosignatures::{Recorded, StoredCosignature, MAX_COSIGNATURES_PER_CHECKPOINT};
-use crate::storage::idempotency::{Claim, Idempotent};
+use crate::storage::idempotency::Idempotent;
 
 impl From<AuditError> for ApiError {
     fn from(error: AuditError) -> ApiError {
@@ -346,11 +346,8 @@ pub async fn post_cosignature(
 ) -> Result<HttpResponse, ApiError> {
     let ledger = state.ledgers.get(&path).await?;
     let (posted, canonical): (CosignatureRequest, _) = parse_json_body(&request, &body, false)?;
-    let claim = context.claim(&canonical, true)?.map(|claim| Claim {
-        scope: claim.scope,
-        fingerprint: claim.fingerprint,
-        at: crate::writer::now(),
-    });
+    let claim = context.claim(&canonical, true)?;
+    let claimed_at = crate::writer::now();
     let witness = WitnessKey::from_vkey(&posted.witness_key)
         .map_err(|error| ApiError::invalid_field("witness_key", error))?;
     let (text, _) =
@@ -411,7 +408,11 @@ pub async fn post_cosignature(
         };
         Ok(response.unwrap_or_else(|error| error.to_stored(Some(&request_id))))
     };
-    match state.storage.run_claimed(claim.as_ref(), operation).await? {
+    match state
+        .storage
+        .run_claimed(claim.as_ref(), claimed_at, operation)
+        .await?
+    {
         Idempotent::Applied(response) => Ok(send(&response, false)),
         Idempotent::Replayed(response) => Ok(send(&response, true)),
         Idempotent::KeyReused => Err(key_reused()),
@@ -952,11 +953,8 @@ pub async fn run_integrity_check(
 ) -> Result<HttpResponse, ApiError> {
     let ledger = state.ledgers.get(&path).await?;
     let (_, canonical): (EmptyRequest, _) = parse_json_body(&request, &body, true)?;
-    let claim = context.claim(&canonical, false)?.map(|claim| Claim {
-        scope: claim.scope,
-        fingerprint: claim.fingerprint,
-        at: crate::writer::now(),
-    });
+    let claim = context.claim(&canonical, false)?;
+    let claimed_at = crate::writer::now();
     let operation = || async {
         let run = auditor(&state).record_integrity_check(&ledger).await?;
         Ok(json_response(
@@ -965,7 +963,11 @@ pub async fn run_integrity_check(
             &IntegrityRunBody::from(&run),
         ))
     };
-    match state.storage.run_claimed(claim.as_ref(), operation).await? {
+    match state
+        .storage
+        .run_claimed(claim.as_ref(), claimed_at, operation)
+        .await?
+    {
         Idempotent::Applied(response) => Ok(send(&response, false)),
         Idempotent::Replayed(response) => Ok(send(&response, true)),
         Idempotent::KeyReused => Err(key_reused()),

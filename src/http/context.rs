@@ -28,12 +28,7 @@ pub struct RequestContext {
     path: String,
 }
 
-/// A scope and fingerprint: what identifies an idempotent request.
-#[derive(Clone, Debug)]
-pub struct IdempotencyClaim {
-    pub scope: IdempotencyScope,
-    pub fingerprint: Hash32,
-}
+pub use crate::storage::idempotency::IdempotencyClaim;
 
 impl RequestContext {
     pub fn provenance(&self) -> Provenance {

@@ -24,7 +24,7 @@ use super::RequiredIdempotencyKeyHeader;
 use crate::audit::time::format_timestamp;
 use crate::audit::Hash32;
 use crate::domain::LedgerName;
-use crate::storage::idempotency::{Claim, Idempotent};
+use crate::storage::idempotency::Idempotent;
 use crate::storage::keys::{ApiKey, Role};
 
 #[derive(Deserialize, Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,11 +161,6 @@ pub async fn create_api_key(
         location.clone(),
         &ApiKeyBody::new(&key, None),
     );
-    let claim = claim.map(|claim| Claim {
-        scope: claim.scope,
-        fingerprint: claim.fingerprint,
-        at,
-    });
     match state
         .storage
         .create_api_key(&key, claim.as_ref(), recorded)

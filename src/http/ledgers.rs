@@ -16,7 +16,7 @@ use super::state::AppState;
 use super::RequiredIdempotencyKeyHeader;
 use crate::audit::ChainHead;
 use crate::domain::Book;
-use crate::storage::idempotency::{Claim, Idempotent};
+use crate::storage::idempotency::Idempotent;
 use crate::storage::{LedgerRecord, NewLedgerRow, StorageError};
 
 /// Create a ledger. Its first journal event, `ledger_created`, is seq 1.
@@ -59,11 +59,6 @@ pub async fn create_ledger(
     let (book, genesis) = Book::genesis(new_ledger, at)?;
     let mut chain = ChainHead::GENESIS;
     let event = chain.seal(book.name(), &genesis, &context.provenance());
-    let claim = claim.map(|claim| Claim {
-        scope: claim.scope,
-        fingerprint: claim.fingerprint,
-        at,
-    });
     let row = NewLedgerRow {
         name: &name,
         assets: &assets,

@@ -26,8 +26,7 @@ where
     R: Fn(&[Outcome]) -> StoredResponse + Clone + Send + Sync + 'static,
 {
     let idempotency = claim.map(|claim| IdempotentWrite {
-        scope: claim.scope,
-        fingerprint: claim.fingerprint,
+        claim,
         render: Box::new(render.clone()),
     });
     let answer = state

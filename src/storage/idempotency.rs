@@ -183,19 +183,19 @@ pub enum Idempotent<T> {
     KeyReused,
 }
 
-/// What identifies an idempotent request, and when it was made.
+/// What identifies an idempotent request (§6): the scope of its key and the fingerprint of
+/// the request. The one type for it, from the HTTP layer through the writer to the records.
 #[derive(Clone, Debug)]
-pub struct Claim {
+pub struct IdempotencyClaim {
     pub scope: IdempotencyScope,
     pub fingerprint: Hash32,
-    pub at: Timestamp,
 }
 
 /// In an open transaction: locks the claim's scope and, when it has a record already, returns
 /// the answer to give instead of applying anything.
 pub(super) async fn settle_before_applying(
     client: &impl GenericClient,
-    claim: Option<&Claim>,
+    claim: Option<&IdempotencyClaim>,
 ) -> Result<Option<Idempotent<()>>, StorageError> {
     let Some(claim) = claim else { return Ok(None) };
     let records = lock_and_find(client, std::slice::from_ref(&claim.scope)).await?;
@@ -208,18 +208,19 @@ pub(super) async fn settle_before_applying(
     }))
 }
 
-/// Records the response of a claim, in the transaction of its effect.
+/// Records the response of a claim, made at `at`, in the transaction of its effect.
 pub(super) async fn record(
     client: &impl GenericClient,
-    claim: Option<&Claim>,
+    claim: Option<&IdempotencyClaim>,
     response: StoredResponse,
+    at: Timestamp,
 ) -> Result<(), StorageError> {
     let Some(claim) = claim else { return Ok(()) };
     let record = IdempotencyRecord {
         scope: claim.scope.clone(),
         fingerprint: claim.fingerprint,
         response,
-        created_at: claim.at,
+        created_at: at,
     };
     insert_records(client, std::slice::from_ref(&record)).await
 }
@@ -255,10 +256,11 @@ impl Storage {
 impl Storage {
     /// Runs `operation` at most once per claim: its scope is locked for the duration (a
     /// concurrent duplicate waits, then replays), and its response is recorded when it ends.
-    /// For operations that are not writer batches (integrity checks).
+    /// For operations that are not writer batches (integrity checks); `at` is when it was made.
     pub async fn run_claimed<F, Fut>(
         &self,
-        claim: Option<&Claim>,
+        claim: Option<&IdempotencyClaim>,
+        at: Timestamp,
         operation: F,
     ) -> Result<Idempotent<StoredResponse>, StorageError>
     where
@@ -274,7 +276,7 @@ impl Storage {
             });
         }
         let response = operation().await?;
-        record(&transaction, claim, response.clone()).await?;
+        record(&transaction, claim, response.clone(), at).await?;
         transaction.commit().await?;
         Ok(Idempotent::Applied(response))
     }

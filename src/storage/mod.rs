@@ -496,7 +496,7 @@ impl Storage {
         &self,
         new: &NewLedgerRow<'_>,
         genesis: &JournalEvent,
-        claim: Option<&idempotency::Claim>,
+        claim: Option<&idempotency::IdempotencyClaim>,
         render: impl FnOnce(&LedgerRecord) -> idempotency::StoredResponse,
     ) -> Result<idempotency::Idempotent<(LedgerRecord, idempotency::StoredResponse)>, StorageError>
     {
@@ -550,7 +550,7 @@ impl Storage {
             created_at: genesis.at,
         };
         let response = render(&ledger);
-        idempotency::record(&transaction, claim, response.clone()).await?;
+        idempotency::record(&transaction, claim, response.clone(), genesis.at).await?;
         transaction.commit().await?;
         Ok(idempotency::Idempotent::Applied((ledger, response)))
     }
@@ -560,7 +560,7 @@ impl Storage {
     pub async fn create_api_key(
         &self,
         key: &keys::ApiKey,
-        claim: Option<&idempotency::Claim>,
+        claim: Option<&idempotency::IdempotencyClaim>,
         recorded: idempotency::StoredResponse,
     ) -> Result<idempotency::Idempotent<()>, StorageError> {
         let mut client = self.pool.get().await?;
@@ -569,7 +569,7 @@ impl Storage {
             return Ok(answer);
         }
         keys::insert_api_key(&transaction, key).await?;
-        idempotency::record(&transaction, claim, recorded).await?;
+        idempotency::record(&transaction, claim, recorded, key.created_at).await?;
         transaction.commit().await?;
         Ok(idempotency::Idempotent::Applied(()))
     }

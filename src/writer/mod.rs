@@ -25,9 +25,9 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::audit::{ChainHead, Hash32, Provenance};
+use crate::audit::{ChainHead, Provenance};
 use crate::domain::*;
-use crate::storage::idempotency::{IdempotencyScope, StoredResponse};
+use crate::storage::idempotency::{IdempotencyClaim, StoredResponse};
 use crate::storage::{LedgerRecord, Storage, StorageError};
 
 use cache::AccountCache;
@@ -102,8 +102,7 @@ pub type RenderResponse = Box<dyn Fn(&[Outcome]) -> StoredResponse + Send + Sync
 /// What makes a write idempotent (§6): its scope, its fingerprint, and how to render its outcome
 /// as the response recorded with the effect (the HTTP layer renders; the writer records).
 pub struct IdempotentWrite {
-    pub scope: IdempotencyScope,
-    pub fingerprint: Hash32,
+    pub claim: IdempotencyClaim,
     pub render: RenderResponse,
 }
 
@@ -288,7 +287,11 @@ async fn commit_jobs(
     needs.max_expiries = settings.max_expiries_per_batch;
     needs.idempotency_scopes = jobs
         .iter()
-        .filter_map(|job| job.idempotency.as_ref().map(|write| write.scope.clone()))
+        .filter_map(|job| {
+            job.idempotency
+                .as_ref()
+                .map(|write| write.claim.scope.clone())
+        })
         .collect();
     let held: &AccountCache = cache;
     // What the batch decided, handed out of the transaction here rather than in its result, so

@@ -31,17 +31,20 @@ fn triage(jobs: &[Job], records: &[IdempotencyRecord]) -> Vec<Triage> {
             let Some(write) = &job.idempotency else {
                 return Triage::Execute;
             };
-            if let Some(record) = records.iter().find(|record| record.scope == write.scope) {
-                return if record.fingerprint == write.fingerprint {
+            if let Some(record) = records
+                .iter()
+                .find(|record| record.scope == write.claim.scope)
+            {
+                return if record.fingerprint == write.claim.fingerprint {
                     Triage::Replay(record.response.clone())
                 } else {
                     Triage::KeyReused
                 };
             }
-            match first_with_scope.get(&write.scope) {
+            match first_with_scope.get(&write.claim.scope) {
                 Some(earlier) => Triage::SameScopeAs { earlier: *earlier },
                 None => {
-                    first_with_scope.insert(&write.scope, index);
+                    first_with_scope.insert(&write.claim.scope, index);
                     Triage::Execute
                 }
             }
@@ -110,8 +113,8 @@ fn answer_executed(
     };
     let response = (write.render)(&outcomes);
     let record = IdempotencyRecord {
-        scope: write.scope.clone(),
-        fingerprint: write.fingerprint,
+        scope: write.claim.scope.clone(),
+        fingerprint: write.claim.fingerprint,
         response: response.clone(),
         created_at: clock,
     };
@@ -136,7 +139,7 @@ fn answer_not_executed(
             &jobs[index].idempotency,
         ) {
             (Some(Answer::Recorded(response)), Some(first), Some(this))
-                if first.fingerprint == this.fingerprint =>
+                if first.claim.fingerprint == this.claim.fingerprint =>
             {
                 Answer::Replayed(response.clone())
             }
