@@ -1,5 +1,7 @@
 //! Replicas starting together on an empty database: their migrations run one at a time (an
-//! advisory lock in `Storage::migrate`), so every one of them comes up.
+//! advisory lock in `Storage::migrate`), so every one of them comes up. And the compose stack's
+//! roles: a login role that is no superuser migrates, and the service then runs as
+//! `ledger_service`.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -7,7 +9,7 @@ use ledger::embedded::{Durability, EmbeddedCluster};
 use ledger::storage::{create_database_if_missing, PoolSettings, Storage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn instances_migrating_one_empty_database_at_once_all_come_up() {
+async fn instances_starting_together_all_migrate_and_a_plain_login_role_runs_as_the_service() {
     let root = tempfile::Builder::new()
         .prefix("ledger-migration-lock-")
         .tempdir()
@@ -47,6 +49,42 @@ async fn instances_migrating_one_empty_database_at_once_all_come_up() {
             );
         }
     }
+
+    // docker/postgres-init/10-ledger-role.sh, as the postgres image runs it on a first start.
+    let admin = cluster.pg_config("postgres");
+    let Some(tokio_postgres::config::Host::Unix(socket)) = admin.get_hosts().first().cloned()
+    else {
+        panic!("the embedded cluster listens on a unix socket");
+    };
+    let password = root.path().join("ledger_db_password");
+    std::fs::write(&password, "not-used-over-the-socket\n").expect("the password file");
+    let init = std::process::Command::new("sh")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docker/postgres-init/10-ledger-role.sh"
+        ))
+        .env("POSTGRES_USER", admin.get_user().expect("a user"))
+        .env("PGHOST", &socket)
+        .env("PGPORT", admin.get_ports()[0].to_string())
+        .env("LEDGER_DB_PASSWORD_FILE", &password)
+        .output()
+        .expect("run the init script (psql)");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let mut config = cluster.pg_config("ledger");
+    config.user("ledger");
+    let storage = Storage::migrate_and_connect(config, settings)
+        .await
+        .expect("the login role `ledger` migrates its database");
+    assert!(storage.is_ready().await);
+    assert_eq!(
+        storage.current_user().await.expect("current_user"),
+        "ledger_service"
+    );
+
     tokio::task::spawn_blocking(move || cluster.stop())
         .await
         .expect("the stop task")

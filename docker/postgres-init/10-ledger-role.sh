@@ -6,7 +6,7 @@
 # which owns nothing and may only read and append history (docs/OPERATIONS.md, "Key handling").
 set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
-  -v password="$(cat /run/secrets/ledger_db_password)" <<'SQL'
+  -v password="$(cat "${LEDGER_DB_PASSWORD_FILE:-/run/secrets/ledger_db_password}")" <<'SQL'
 CREATE ROLE ledger LOGIN CREATEROLE PASSWORD :'password';
 CREATE DATABASE ledger OWNER ledger;
 REVOKE ALL ON DATABASE ledger FROM PUBLIC;
