@@ -53,14 +53,33 @@ pub async fn middleware(
         .instrument(span.clone())
         .await?;
     let status = response.status().as_u16();
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let handled = response.request();
+    // The route's template, not the path: bounded label values, no ids or names in metrics.
+    let route = handled
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let ledger = handled.match_info().get("ledger").map(str::to_owned);
+    let key_id = handled
+        .extensions()
+        .get::<super::auth::Caller>()
+        .map(|caller| caller.key.id.to_string());
+    let client = handled.peer_addr().map(|address| address.ip().to_string());
     span.in_scope(|| {
         tracing::info!(
             status,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            route = %route,
+            ledger = ledger.as_deref(),
+            key_id = key_id.as_deref(),
+            client = client.as_deref(),
+            elapsed_ms = elapsed_s * 1000.0,
             "request handled"
         )
     });
-    metrics::counter!("ledger_http_responses_total", "status" => status.to_string()).increment(1);
+    let status_label = status.to_string();
+    metrics::counter!("ledger_http_responses_total", "status" => status_label.clone()).increment(1);
+    metrics::histogram!("ledger_http_request_seconds", "route" => route, "status" => status_label)
+        .record(elapsed_s);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
             .headers_mut()

@@ -1,5 +1,6 @@
-//! What the ledger's writer tells an operator through `/metrics`: the journal head and the
-//! queue depth per ledger, and the requests an Idempotency-Key answered without executing.
+//! What the service tells an operator through `/metrics`: the journal head and the writer's
+//! queue depth per ledger, the requests an Idempotency-Key answered without executing, and
+//! request latency by route template (never by path).
 //! (The recorder is shared by every test of this binary: this one uses its own ledger name and
 //! checks only its own series, and counters only for having moved.)
 
@@ -63,4 +64,17 @@ async fn the_writer_reports_its_journal_head_queue_depth_and_replays_per_ledger(
         "ledger_idempotency_outcomes_total{outcome=\"replayed\"}",
     );
     assert!(replays.is_some_and(|count| count >= 1.0), "{metrics}");
+    let by_route = metrics.lines().any(|line| {
+        line.starts_with("ledger_http_request_seconds")
+            && line.contains("route=\"/v1/ledgers/{ledger}/transfers\"")
+            && line.contains("status=\"201\"")
+    });
+    assert!(
+        by_route,
+        "request latency by route template and status: {metrics}"
+    );
+    assert!(
+        !metrics.contains("/v1/ledgers/metered/"),
+        "no path with a ledger's name in a label: {metrics}"
+    );
 }
