@@ -8,7 +8,15 @@ use std::sync::{Arc, OnceLock};
 
 use actix_web::dev::Server;
 use actix_web::{web, HttpServer};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Buckets of every `*_seconds` histogram: from a fast single request (1 ms) to a slow export or
+/// reconciliation (a minute). Histograms, unlike summaries, add up across instances.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+/// Buckets of the commands per batch: one request alone up to the largest batch.
+const BATCH_COMMANDS_BUCKETS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0];
 
 use crate::audit::Hash32;
 use crate::embedded::{Durability, EmbeddedCluster, EmbeddedError};
@@ -144,7 +152,19 @@ pub async fn open_database(
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("ledger_batch_commands".into()),
+                        &BATCH_COMMANDS_BUCKETS,
+                    )
+                })
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
         .clone()
 }
 

@@ -55,6 +55,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    record_pool_gauges("requests", state.storage.pool_connections());
+    record_pool_gauges("writers", state.writers.pool_connections());
     let body = state
         .metrics
         .as_ref()
@@ -63,4 +65,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)
+}
+
+/// `ledger_db_pool_connections{pool, state}`: read when scraped, so always current.
+fn record_pool_gauges(pool: &'static str, connections: crate::storage::PoolConnections) {
+    let states = [
+        ("in_use", connections.in_use),
+        ("idle", connections.idle),
+        ("waiting", connections.waiting),
+        ("max", connections.max),
+    ];
+    for (state, count) in states {
+        ::metrics::gauge!("ledger_db_pool_connections", "pool" => pool, "state" => state)
+            .set(count as f64);
+    }
 }

@@ -213,6 +213,16 @@ pub struct StoredHead {
     pub merkle: MerkleFrontier,
 }
 
+/// How a pool's connections stand at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolConnections {
+    pub in_use: usize,
+    pub idle: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+    pub max: usize,
+}
+
 #[derive(Clone)]
 pub struct Storage {
     pool: Pool,
@@ -283,6 +293,17 @@ fn share_connect_timeout(config: &mut tokio_postgres::Config, wait: Duration) {
 }
 
 impl Storage {
+    /// The pool's connections now: in use, idle, waited for, and the most it opens.
+    pub fn pool_connections(&self) -> PoolConnections {
+        let status = self.pool.status();
+        PoolConnections {
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            waiting: status.waiting,
+            max: status.max_size,
+        }
+    }
+
     /// Builds the pool. Connections are opened lazily.
     pub fn new(
         base_config: tokio_postgres::Config,

@@ -155,6 +155,11 @@ struct WriterHandle {
 
 impl Writers {
     /// Must be called on the runtime the writer tasks should run on.
+    /// The writers' own pool's connections (for `/metrics`).
+    pub fn pool_connections(&self) -> crate::storage::PoolConnections {
+        self.storage.pool_connections()
+    }
+
     pub fn new(storage: Storage, settings: WriterSettings) -> Writers {
         Writers {
             storage,

@@ -1,6 +1,6 @@
 //! What the service tells an operator through `/metrics`: the journal head and the writer's
 //! queue depth per ledger, the requests an Idempotency-Key answered without executing, and
-//! request latency by route template (never by path).
+//! request latency by route template (never by path) as histograms, and the pools' connections.
 //! (The recorder is shared by every test of this binary: this one uses its own ledger name and
 //! checks only its own series, and counters only for having moved.)
 
@@ -73,6 +73,21 @@ async fn the_writer_reports_its_journal_head_queue_depth_and_replays_per_ledger(
         by_route,
         "request latency by route template and status: {metrics}"
     );
+    assert!(
+        metrics.contains("ledger_http_request_seconds_bucket{")
+            && metrics.contains("ledger_batch_seconds_bucket{"),
+        "latencies are histograms with buckets (they add up across instances): {metrics}"
+    );
+    for pool in ["requests", "writers"] {
+        let most = series_value(
+            &metrics,
+            &format!("ledger_db_pool_connections{{pool=\"{pool}\",state=\"max\"}}"),
+        );
+        assert!(
+            most.is_some_and(|most| most >= 1.0),
+            "{pool} pool: {metrics}"
+        );
+    }
     assert!(
         !metrics.contains("/v1/ledgers/metered/"),
         "no path with a ledger's name in a label: {metrics}"
