@@ -134,10 +134,13 @@ impl Auditor<'_> {
             key_id: self.signer.key_id().to_owned(),
             issued_at,
         };
-        Ok(self
+        let recorded = self
             .storage
             .record_checkpoint(ledger.id, &checkpoint)
-            .await?)
+            .await?;
+        let name = ledger.name.to_string();
+        metrics::gauge!(LAST_CHECKPOINT_GAUGE, "ledger" => name).set(unix_seconds(issued_at));
+        Ok(recorded)
     }
 
     /// A checkpoint of the tree as it is now, unless the latest one covers it already.
@@ -862,6 +865,11 @@ impl Auditor<'_> {
         let passed = findings.is_empty();
         metrics::gauge!("ledger_integrity_check_passed", "ledger" => ledger.name.to_string())
             .set(if passed { 1.0 } else { 0.0 });
+        if passed {
+            let name = ledger.name.to_string();
+            metrics::gauge!(LAST_PASSED_CHECK_GAUGE, "ledger" => name)
+                .set(unix_seconds(crate::writer::now()));
+        }
         metrics::counter!(
             "ledger_integrity_checks_total",
             "status" => if passed { "passed" } else { "failed" }
@@ -925,4 +933,14 @@ impl ExportWriter {
             .await
             .map_err(|_| AuditError::ClientGone)
     }
+}
+
+/// When each ledger's last checkpoint was signed, and its last integrity check passed.
+const LAST_CHECKPOINT_GAUGE: &str = "ledger_last_checkpoint_timestamp_seconds";
+const LAST_PASSED_CHECK_GAUGE: &str = "ledger_last_passed_integrity_check_timestamp_seconds";
+
+/// A time as the seconds since the Unix epoch, as Prometheus timestamps are (alert on
+/// `time() - ledger_last_checkpoint_timestamp_seconds > …`).
+fn unix_seconds(at: Timestamp) -> f64 {
+    at.unix_micros() as f64 / 1e6
 }

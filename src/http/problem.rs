@@ -180,6 +180,7 @@ impl ApiError {
         &self,
         request_id: Option<&str>,
     ) -> crate::storage::idempotency::StoredResponse {
+        self.count();
         crate::storage::idempotency::StoredResponse {
             status: self.status.as_u16(),
             content_type: "application/problem+json".into(),
@@ -225,12 +226,23 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl ApiError {
+    /// `ledger_refusals_total{code, status}`: every refusal once, when it is rendered (a replay
+    /// sends the recorded bytes and is not counted again). `429 rate_limited` included.
+    fn count(&self) {
+        let status = self.status.as_u16().to_string();
+        metrics::counter!("ledger_refusals_total", "code" => self.code, "status" => status)
+            .increment(1);
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.count();
         let mut response = HttpResponse::build(self.status);
         response.content_type("application/problem+json");
         if let Some(seconds) = self.retry_after_seconds {

@@ -1,5 +1,6 @@
 //! The scheduled integrity check visits every ledger, page after page (the first run comes soon
-//! after start: `startup::spawn_integrity_checks`), and records a passing check for each.
+//! after start: `startup::spawn_integrity_checks`), and records a passing check for each; the
+//! times of the last passed check and of the last checkpoint are gauges per ledger.
 
 use reqwest::StatusCode;
 
@@ -31,5 +32,22 @@ async fn the_scheduled_integrity_check_records_a_check_for_every_ledger() {
             .await;
         assert_eq!(latest.status, StatusCode::OK, "{name}: {}", latest.text);
         assert_eq!(latest.body["status"], "passed", "{name}: {}", latest.text);
+    }
+    let checkpoint = app.get("/v1/ledgers/first/checkpoint").await;
+    assert_eq!(checkpoint.status, StatusCode::OK, "{}", checkpoint.text);
+    let metrics = app.get("/metrics").await.text;
+    for series in [
+        "ledger_last_passed_integrity_check_timestamp_seconds{ledger=\"third\"}",
+        "ledger_last_checkpoint_timestamp_seconds{ledger=\"first\"}",
+    ] {
+        let at: Option<f64> = metrics
+            .lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok());
+        // 2026-01-01 and later: a Unix time in seconds, not micros, not zero.
+        assert!(
+            at.is_some_and(|at| (1.767e9..1.0e10).contains(&at)),
+            "{series}: {at:?}"
+        );
     }
 }

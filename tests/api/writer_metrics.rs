@@ -1,6 +1,7 @@
 //! What the service tells an operator through `/metrics`: the journal head and the writer's
 //! queue depth per ledger, the requests an Idempotency-Key answered without executing, and
-//! request latency by route template (never by path) as histograms, and the pools' connections.
+//! request latency by route template (never by path) as histograms, refusals by code, and the
+//! pools' connections.
 //! (The recorder is shared by every test of this binary: this one uses its own ledger name and
 //! checks only its own series, and counters only for having moved.)
 
@@ -44,6 +45,9 @@ async fn the_writer_reports_its_journal_head_queue_depth_and_replays_per_ledger(
         .await;
     assert_eq!(replay.status, StatusCode::CREATED, "{}", replay.text);
 
+    let refused = app.get("/v1/ledgers/metered/no-such-thing").await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.text);
+
     let metrics = app.get("/metrics").await.text;
     let head = series_value(&metrics, "ledger_journal_head_seq{ledger=\"metered\"}");
     let journal = app.get("/v1/ledgers/metered/journal").await;
@@ -77,6 +81,14 @@ async fn the_writer_reports_its_journal_head_queue_depth_and_replays_per_ledger(
         metrics.contains("ledger_http_request_seconds_bucket{")
             && metrics.contains("ledger_batch_seconds_bucket{"),
         "latencies are histograms with buckets (they add up across instances): {metrics}"
+    );
+    let refusals = series_value(
+        &metrics,
+        "ledger_refusals_total{code=\"route_not_found\",status=\"404\"}",
+    );
+    assert!(
+        refusals.is_some_and(|count| count >= 1.0),
+        "refusals by code: {metrics}"
     );
     for pool in ["requests", "writers"] {
         let most = series_value(
