@@ -1,5 +1,8 @@
 //! `X-Request-Id`: accepted from the client when well-formed, generated otherwise, echoed on
-//! every response, carried by the request's tracing span and by every problem document.
+//! every response, carried by the request's tracing span and by every problem document. A W3C
+//! `traceparent` from a client or gateway is accepted too: its trace id joins the span (so every
+//! log line of the request carries it, next to the request id), and the response's
+//! `traceparent` continues the trace with this request's own span id.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -9,6 +12,7 @@ use actix_web::HttpMessage;
 use tracing::Instrument;
 
 pub const HEADER: &str = "x-request-id";
+pub const TRACEPARENT: &str = "traceparent";
 const MAX_LENGTH: usize = 128;
 
 tokio::task_local! {
@@ -23,6 +27,29 @@ pub fn current_request_id() -> Option<String> {
 /// The request id, for handlers (it is stored in the request's extensions).
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
+
+/// A `traceparent` (W3C Trace Context, version 00): `00-<32 hex trace id>-<16 hex parent
+/// id>-<2 hex flags>`, lower case, ids not all zeros. Returns the trace id and the flags.
+pub fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+    let mut parts = value.split('-');
+    let (version, trace_id, parent_id, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |text: &str, length: usize| {
+        text.len() == length
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |text: &str| text.bytes().any(|b| b != b'0');
+    let well_formed = parts.next().is_none()
+        && version == "00"
+        && hex(trace_id, 32)
+        && nonzero(trace_id)
+        && hex(parent_id, 16)
+        && nonzero(parent_id)
+        && hex(flags, 2);
+    well_formed.then_some((trace_id, flags))
+}
 
 fn accepted(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
@@ -41,9 +68,16 @@ pub async fn middleware(
         .and_then(accepted)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
+    let trace = request
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_traceparent)
+        .map(|(trace_id, flags)| (trace_id.to_owned(), flags.to_owned()));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
+        trace_id = trace.as_ref().map(|(trace_id, _)| trace_id.as_str()),
         method = %request.method(),
         path = %request.path()
     );
@@ -85,5 +119,39 @@ pub async fn middleware(
             .headers_mut()
             .insert(HeaderName::from_static(HEADER), value);
     }
+    if let Some((trace_id, flags)) = trace {
+        let span_id = &uuid::Uuid::new_v4().simple().to_string()[..16];
+        if let Ok(value) = HeaderValue::from_str(&format!("00-{trace_id}-{span_id}-{flags}")) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(TRACEPARENT), value);
+        }
+    }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_traceparent;
+
+    #[test]
+    fn a_well_formed_traceparent_gives_its_trace_id_and_flags_and_anything_else_nothing() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            parse_traceparent(valid),
+            Some(("4bf92f3577b34da6a3ce929d0e0e4736", "01"))
+        );
+        for invalid in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            assert_eq!(parse_traceparent(invalid), None, "{invalid:?}");
+        }
+    }
 }

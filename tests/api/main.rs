@@ -19,6 +19,7 @@ mod reconciliation;
 mod scaling;
 mod scheduled_integrity;
 mod tamper;
+mod trace_context;
 mod transfers;
 mod verify_limits;
 mod witness;
