@@ -30,6 +30,7 @@ random 24 | create ledger_db_password         # the service's login role (ledger
 printf 'postgresql://ledger:%s@postgres:5432/ledger\n' "$(cat ledger_db_password)" \
   | create database_url
 printf 'lk_%s\n' "$(random 32)" | create bootstrap_admin_key
+random 16 | create grafana_admin_password     # Grafana's admin (the `monitoring` profile)
 if [ ! -e signing_key.pem ]; then
   # Ed25519, PKCS#8 PEM: what `ledger keys generate --out FILE` writes, too.
   openssl genpkey -algorithm ed25519 -out signing_key.pem.partial

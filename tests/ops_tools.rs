@@ -63,7 +63,7 @@ for name, service in services.items():
     need("/tmp" in service.get("tmpfs", []), f"{name}: a tmpfs /tmp")
     image = service.get("image", "")
     if name != "ledger":
-        need(re.fullmatch(r"[a-z0-9/_.-]+:[0-9]+\.[0-9]+(\.[0-9]+)?(-[a-z]+)?", image),
+        need(re.fullmatch(r"[a-z0-9/_.-]+:v?[0-9]+\.[0-9]+(\.[0-9]+)?(-[a-z]+)?", image),
              f"{name}: image pinned by an exact version tag, got {image!r}")
     for secret in service.get("secrets", []):
         need(secret in secrets, f"{name}: secret {secret} is declared")
@@ -156,4 +156,53 @@ fn make_secrets_creates_every_secret_once_in_a_private_folder() {
         "a second run keeps them: {text}"
     );
     assert_eq!(read("database_url"), url);
+}
+
+/// Every metric the provisioned Grafana dashboard queries is one the service exports: a renamed
+/// metric must take its panel along.
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_the_service_exports() {
+    let text = std::fs::read_to_string(repo("docker/grafana/dashboards/ledger.json"))
+        .expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut exported = String::new();
+    for entry in walk(&repo("src")) {
+        exported.push_str(&std::fs::read_to_string(entry).expect("a source file"));
+    }
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10, "the signals of docs/OPERATIONS.md");
+    for panel in panels {
+        let expr = panel["targets"][0]["expr"]
+            .as_str()
+            .expect("a PromQL expression");
+        let names: Vec<&str> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("ledger_"))
+            .collect();
+        assert!(!names.is_empty(), "{}: {expr}", panel["title"]);
+        for name in names {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name);
+            assert!(
+                exported.contains(&format!("\"{base}\"")),
+                "{}: {base} is not a metric of src/",
+                panel["title"]
+            );
+        }
+    }
+}
+
+fn walk(folder: &str) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).expect("a folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            files.extend(walk(path.to_str().expect("UTF-8")));
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            files.push(path);
+        }
+    }
+    files
 }
