@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use client::{execute, run_client, Shared, Workload};
+use client::{run_client, Shared};
 use harness::{FaultKind, Lab, ADMIN_TOKEN};
-use history::{Kind, Outcome, Request, XorShift};
+use history::{Outcome, Request, XorShift};
 
 const LEDGER: &str = "chaos";
 
@@ -177,98 +177,6 @@ fn seed() -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |elapsed| elapsed.as_nanos() as u64),
     }
-}
-
-fn admin_request(shared: &Shared, name: &str, kind: Kind, path: &str, body: Value) -> Request {
-    let mut request = client::new_request(shared, name.into(), kind, path.into(), body, true);
-    request.admin = true;
-    request
-}
-
-/// API keys, the ledger and its accounts, through the same retrying client.
-async fn set_up(
-    shared: &Shared,
-    profile: &Profile,
-    rng: &mut XorShift,
-) -> (Vec<Request>, Workload, String) {
-    let mut done = Vec::new();
-    let send = |request: Request| async {
-        let request = execute(shared, request).await;
-        let fin = request.fin.clone().unwrap_or_else(|| {
-            panic!(
-                "setup request {} got no answer: {:?}",
-                request.name, request.attempts
-            )
-        });
-        assert_eq!(fin.status, 201, "setup {}: {}", request.name, fin.body);
-        (request, fin.json)
-    };
-    let mut tokens = Vec::new();
-    for role in ["writer", "auditor"] {
-        let name = format!("setup-key-{role}");
-        let body = json!({"name": format!("chaos {role}"), "role": role});
-        let (request, answer) = send(admin_request(
-            shared,
-            &name,
-            Kind::CreateKey,
-            "/v1/api-keys",
-            body,
-        ))
-        .await;
-        done.push(request);
-        tokens.push(answer["token"].as_str().expect("a token").to_owned());
-    }
-    shared
-        .writer_token
-        .set(tokens[0].clone())
-        .expect("set once");
-    let body = json!({"name": LEDGER});
-    let (request, _) = send(admin_request(
-        shared,
-        "setup-ledger",
-        Kind::CreateLedger,
-        "/v1/ledgers",
-        body,
-    ))
-    .await;
-    done.push(request);
-    let accounts_path = format!("/v1/ledgers/{LEDGER}/accounts");
-    let world = rng.uuid();
-    let body = json!({"id": world, "code": "world", "currency": "EUR", "normal_side": "debit"});
-    let (request, _) = send(admin_request(
-        shared,
-        "setup-world",
-        Kind::OpenAccount,
-        &accounts_path,
-        body,
-    ))
-    .await;
-    done.push(request);
-    let mut wallets = Vec::new();
-    for index in 0..profile.wallets {
-        let id = rng.uuid();
-        let body = json!({"id": id, "code": format!("wallet:{index}"), "currency": "EUR",
-                          "normal_side": "credit", "debits_must_not_exceed_credits": true});
-        let name = format!("setup-wallet-{index}");
-        let (request, _) = send(admin_request(
-            shared,
-            &name,
-            Kind::OpenAccount,
-            &accounts_path,
-            body,
-        ))
-        .await;
-        done.push(request);
-        wallets.push(id);
-    }
-    let workload = Workload {
-        ledger: LEDGER.into(),
-        world,
-        wallets,
-        batch_size: profile.batch_size,
-        think_ms: profile.think_ms,
-    };
-    (done, workload, tokens[1].clone())
 }
 
 /// The figures of a run, in print order.
@@ -571,7 +479,15 @@ fn under_crashes_and_outages_nothing_is_lost_or_applied_twice_and_every_answer_f
         ADMIN_TOKEN,
         profile.attempt_timeout,
     ));
-    let (mut requests, workload, auditor) = runtime.block_on(set_up(&shared, &profile, &mut rng));
+    let plan = client::SetUp {
+        label: "chaos",
+        ledger: LEDGER,
+        wallets: profile.wallets,
+        batch_size: profile.batch_size,
+        think_ms: profile.think_ms,
+    };
+    let (mut requests, workload, auditor) =
+        runtime.block_on(client::set_up(&shared, &plan, &mut rng));
     let workload = Arc::new(workload);
     let clients: Vec<_> = (0..profile.clients)
         .map(|index| runtime.spawn(run_client(shared.clone(), workload.clone(), index)))

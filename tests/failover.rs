@@ -47,9 +47,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use client::{execute, run_client, Shared, Workload};
+use client::{run_client, Shared};
 use formation::{poll_until, Formation};
-use history::{Kind, Outcome, Request, XorShift};
+use history::{Outcome, Request, XorShift};
 use service::{Probed, Service, ADMIN_TOKEN};
 
 const LEDGER: &str = "chaos";
@@ -138,98 +138,6 @@ fn temp_root(what: &str, seed: u64) -> PathBuf {
         std::process::id(),
         seed as u32
     ))
-}
-
-fn admin_request(shared: &Shared, name: &str, kind: Kind, path: &str, body: Value) -> Request {
-    let mut request = client::new_request(shared, name.into(), kind, path.into(), body, true);
-    request.admin = true;
-    request
-}
-
-/// API keys, the ledger and its accounts, through the retrying client (as tests/chaos does).
-async fn set_up(
-    shared: &Shared,
-    wallets: usize,
-    think_ms: u64,
-    rng: &mut XorShift,
-) -> (Vec<Request>, Workload, String) {
-    let mut done = Vec::new();
-    let send = |request: Request| async {
-        let request = execute(shared, request).await;
-        let fin = request.fin.clone().unwrap_or_else(|| {
-            panic!(
-                "setup request {} got no answer: {:?}",
-                request.name, request.attempts
-            )
-        });
-        assert_eq!(fin.status, 201, "setup {}: {}", request.name, fin.body);
-        (request, fin.json)
-    };
-    let mut tokens = Vec::new();
-    for role in ["writer", "auditor"] {
-        let name = format!("setup-key-{role}");
-        let body = json!({"name": format!("failover {role}"), "role": role});
-        let (request, answer) = send(admin_request(
-            shared,
-            &name,
-            Kind::CreateKey,
-            "/v1/api-keys",
-            body,
-        ))
-        .await;
-        done.push(request);
-        tokens.push(answer["token"].as_str().expect("a token").to_owned());
-    }
-    shared
-        .writer_token
-        .set(tokens[0].clone())
-        .expect("set once");
-    let (request, _) = send(admin_request(
-        shared,
-        "setup-ledger",
-        Kind::CreateLedger,
-        "/v1/ledgers",
-        json!({"name": LEDGER}),
-    ))
-    .await;
-    done.push(request);
-    let accounts_path = format!("/v1/ledgers/{LEDGER}/accounts");
-    let world = rng.uuid();
-    let body = json!({"id": world, "code": "world", "currency": "EUR", "normal_side": "debit"});
-    let (request, _) = send(admin_request(
-        shared,
-        "setup-world",
-        Kind::OpenAccount,
-        &accounts_path,
-        body,
-    ))
-    .await;
-    done.push(request);
-    let mut ids = Vec::new();
-    for index in 0..wallets {
-        let id = rng.uuid();
-        let body = json!({"id": id, "code": format!("wallet:{index}"), "currency": "EUR",
-                          "normal_side": "credit", "debits_must_not_exceed_credits": true});
-        let name = format!("setup-wallet-{index}");
-        let (request, _) = send(admin_request(
-            shared,
-            &name,
-            Kind::OpenAccount,
-            &accounts_path,
-            body,
-        ))
-        .await;
-        done.push(request);
-        ids.push(id);
-    }
-    let workload = Workload {
-        ledger: LEDGER.into(),
-        world,
-        wallets: ids,
-        batch_size: 10,
-        think_ms,
-    };
-    (done, workload, tokens[1].clone())
 }
 
 /// One failover as it happened (µs since the run started).
@@ -329,8 +237,15 @@ fn the_primary_s_machine_dies_under_load_and_no_acknowledged_transfer_is_lost_or
         ADMIN_TOKEN,
         Duration::from_secs(15),
     ));
+    let plan = client::SetUp {
+        label: "failover",
+        ledger: LEDGER,
+        wallets: profile.wallets,
+        batch_size: 10,
+        think_ms: profile.think_ms,
+    };
     let (mut requests, workload, auditor) =
-        runtime.block_on(set_up(&shared, profile.wallets, profile.think_ms, &mut rng));
+        runtime.block_on(client::set_up(&shared, &plan, &mut rng));
     let workload = Arc::new(workload);
     let clients: Vec<_> = (0..profile.clients)
         .map(|index| runtime.spawn(run_client(shared.clone(), workload.clone(), index)))

@@ -551,3 +551,92 @@ fn alter(body: &mut Value, kind: &Kind) {
         _ => bump(&mut body["amount"]),
     }
 }
+
+/// A request the admin key sends (setup: keys, the ledger, its accounts).
+pub fn admin_request(shared: &Shared, name: &str, kind: Kind, path: &str, body: Value) -> Request {
+    let mut request = new_request(shared, name.into(), kind, path.into(), body, true);
+    request.admin = true;
+    request
+}
+
+/// What a run sets up: who it says it is (in the keys' names), its ledger, how many wallets,
+/// and the workload's pace.
+pub struct SetUp<'a> {
+    pub label: &'a str,
+    pub ledger: &'a str,
+    pub wallets: usize,
+    pub batch_size: usize,
+    pub think_ms: u64,
+}
+
+/// API keys (writer, auditor), the ledger and its accounts, through the same retrying client.
+/// Returns the requests made, the workload over those accounts, and the auditor's token.
+pub async fn set_up(
+    shared: &Shared,
+    plan: &SetUp<'_>,
+    rng: &mut XorShift,
+) -> (Vec<Request>, Workload, String) {
+    let mut done = Vec::new();
+    let send = |request: Request| async {
+        let request = execute(shared, request).await;
+        let fin = request.fin.clone().unwrap_or_else(|| {
+            panic!(
+                "setup request {} got no answer: {:?}",
+                request.name, request.attempts
+            )
+        });
+        assert_eq!(fin.status, 201, "setup {}: {}", request.name, fin.body);
+        (request, fin.json)
+    };
+    let mut tokens = Vec::new();
+    for role in ["writer", "auditor"] {
+        let name = format!("setup-key-{role}");
+        let body = json!({"name": format!("{} {role}", plan.label), "role": role});
+        let request = admin_request(shared, &name, Kind::CreateKey, "/v1/api-keys", body);
+        let (request, answer) = send(request).await;
+        done.push(request);
+        tokens.push(answer["token"].as_str().expect("a token").to_owned());
+    }
+    shared
+        .writer_token
+        .set(tokens[0].clone())
+        .expect("set once");
+    let body = json!({"name": plan.ledger});
+    let request = admin_request(
+        shared,
+        "setup-ledger",
+        Kind::CreateLedger,
+        "/v1/ledgers",
+        body,
+    );
+    done.push(send(request).await.0);
+    let accounts_path = format!("/v1/ledgers/{}/accounts", plan.ledger);
+    let world = rng.uuid();
+    let body = json!({"id": world, "code": "world", "currency": "EUR", "normal_side": "debit"});
+    let request = admin_request(
+        shared,
+        "setup-world",
+        Kind::OpenAccount,
+        &accounts_path,
+        body,
+    );
+    done.push(send(request).await.0);
+    let mut wallets = Vec::new();
+    for index in 0..plan.wallets {
+        let id = rng.uuid();
+        let body = json!({"id": id, "code": format!("wallet:{index}"), "currency": "EUR",
+                          "normal_side": "credit", "debits_must_not_exceed_credits": true});
+        let name = format!("setup-wallet-{index}");
+        let request = admin_request(shared, &name, Kind::OpenAccount, &accounts_path, body);
+        done.push(send(request).await.0);
+        wallets.push(id);
+    }
+    let workload = Workload {
+        ledger: plan.ledger.into(),
+        world,
+        wallets,
+        batch_size: plan.batch_size,
+        think_ms: plan.think_ms,
+    };
+    (done, workload, tokens[1].clone())
+}
