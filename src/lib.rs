@@ -13,5 +13,6 @@ pub mod signing;
 pub mod startup;
 pub mod statement;
 pub mod storage;
+pub mod telemetry;
 pub mod witness;
 pub mod writer;

@@ -119,7 +119,11 @@ fn main() -> ExitCode {
             Commands::Keys(KeysCommand::WitnessVkey { witness_key, name }) => {
                 print_witness_vkey(&witness_key, &name)
             }
-            Commands::Serve(args) => serve(&args).await,
+            Commands::Serve(args) => {
+                let served = serve(&args).await;
+                ledger::telemetry::flush();
+                served
+            }
             Commands::Migrate(args) => migrate(&args).await,
             Commands::Keys(KeysCommand::Create(args)) => create_key(&args).await,
             Commands::Keys(KeysCommand::Generate { out }) => generate_signing_key(&out),
@@ -317,6 +321,10 @@ async fn migrate(args: &DatabaseArgs) -> Result<(), String> {
 /// - actix's HTTP/1 dispatcher off: it logs a malformed request line or header at ERROR, so any
 ///   client could write error lines; the client gets its 400 and the service has nothing to fix.
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let base = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let filter = base
@@ -326,17 +334,22 @@ fn init_logging() {
                 .parse()
                 .expect("a valid directive"),
         );
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let text = std::env::var("LEDGER_LOG_FORMAT").as_deref() == Ok("text");
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    if std::env::var("LEDGER_LOG_FORMAT").as_deref() == Ok("text") {
-        builder.init();
+    let fmt = if text {
+        fmt.boxed()
     } else {
-        builder
-            .json()
+        fmt.json()
             .with_current_span(true)
             .with_span_list(false)
-            .init();
-    }
+            .boxed()
+    };
+    let otlp = ledger::telemetry::otlp_layer();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otlp)
+        .init();
 }

@@ -2,6 +2,7 @@
 //! what it writes to stdout, to stderr and to the data folder. Logs are JSON lines on stderr,
 //! stdout carries only a command's result, and no token the run creates appears in any log.
 //! `ledger health` (the image's HEALTHCHECK) exits 0 while the service is ready, 1 after.
+//! With `LEDGER_OTLP_ENDPOINT` set, spans reach the collector, joined to the client's trace.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -75,7 +76,13 @@ struct Service {
 
 impl Service {
     fn start(data_dir: &Path) -> Service {
-        let mut child = ledger(data_dir)
+        Service::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, environment: &[(&str, &str)]) -> Service {
+        let mut command = ledger(data_dir);
+        command.envs(environment.iter().copied());
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -263,4 +270,105 @@ fn the_first_key_goes_to_a_private_file_logs_go_to_stderr_and_no_token_reaches_a
         admin
     );
     assert!(!stderr.join("\n").contains(&admin));
+}
+
+/// A collector stand-in: accepts OTLP/HTTP posts and hands over each request's body.
+fn collector() -> (u16, mpsc::Receiver<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the collector");
+    let port = listener.local_addr().expect("an address").port();
+    let (send, bodies) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let send = send.clone();
+            std::thread::spawn(move || serve_collector_connection(stream, send));
+        }
+    });
+    (port, bodies)
+}
+
+fn serve_collector_connection(stream: TcpStream, send: mpsc::Sender<Vec<u8>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+    let mut writer = stream;
+    loop {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let _ = send.send(body);
+        let answered = writer.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+        );
+        if answered.is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn with_an_otlp_endpoint_request_spans_reach_the_collector_in_the_client_s_trace() {
+    let root = tempfile::Builder::new()
+        .prefix("ledger-otlp-")
+        .tempdir()
+        .expect("a temporary folder");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (collector_port, bodies) = collector();
+    let endpoint = format!("http://127.0.0.1:{collector_port}/v1/traces");
+    let service = Service::start_with(
+        &root.path().join("data"),
+        &[
+            ("LEDGER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let port = service.port();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let request = format!(
+        "GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         traceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // The span is exported in protobuf: the trace id appears as its 16 raw bytes.
+    let wanted: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = 0;
+    let found = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match bodies.recv_timeout(left) {
+            Ok(body) => {
+                seen += 1;
+                if body.windows(16).any(|window| window == wanted.as_slice()) {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    service.stop();
+    assert!(
+        found,
+        "no exported span in trace {trace_id} ({seen} posts seen)"
+    );
 }

@@ -51,6 +51,25 @@ pub fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
     well_formed.then_some((trace_id, flags))
 }
 
+/// Makes the request's span a child of the client's span, for the spans exported over OTLP
+/// (`crate::telemetry`; without an exporter this changes nothing).
+fn join_the_client_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
+    use opentelemetry::propagation::TextMapPropagator;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    struct Headers<'a>(&'a actix_web::http::header::HeaderMap);
+    impl opentelemetry::propagation::Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|value| value.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(|name| name.as_str()).collect()
+        }
+    }
+    let propagator = opentelemetry_sdk::propagation::TraceContextPropagator::new();
+    let _ = span.set_parent(propagator.extract(&Headers(headers)));
+}
+
 fn accepted(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
     let well_formed =
@@ -81,6 +100,9 @@ pub async fn middleware(
         method = %request.method(),
         path = %request.path()
     );
+    if trace.is_some() {
+        join_the_client_trace(&span, request.headers());
+    }
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), next.call(request))

@@ -29,6 +29,7 @@ use crate::audit::{ChainHead, Provenance};
 use crate::domain::*;
 use crate::storage::idempotency::{IdempotencyClaim, StoredResponse};
 use crate::storage::{LedgerRecord, Storage, StorageError};
+use tracing::Instrument;
 
 use cache::AccountCache;
 use triage::decide_batch;
@@ -249,7 +250,11 @@ async fn run_writer(
         }
         metrics::gauge!("ledger_writer_queue_depth", "ledger" => ledger.name.to_string())
             .set(receiver.len() as f64);
-        let refused = commit_jobs(&ledger, jobs, &storage, &settings, &mut cache).await;
+        // One span per batch: in the logs of what it does, and exported over OTLP when set.
+        let span = tracing::info_span!("batch", ledger = %ledger.name, jobs = jobs.len());
+        let refused = commit_jobs(&ledger, jobs, &storage, &settings, &mut cache)
+            .instrument(span)
+            .await;
         // One request the database refuses must not fail the others it was batched with.
         for job in refused.unwrap_or_default() {
             let unanswered = commit_jobs(&ledger, vec![job], &storage, &settings, &mut cache).await;
