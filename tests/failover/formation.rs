@@ -331,13 +331,20 @@ impl Formation {
     #[allow(clippy::zombie_processes)]
     fn watchdog(root: &Path) -> ChildStdin {
         let quoted = format!("'{}'", root.display().to_string().replace('\'', "'\\''"));
+        // A monitor's background workers outlive a SIGKILLed postmaster (pg_auto_failover's
+        // health-check worker does not watch for its death) and escape the group kills: any
+        // process still working in the formation's folder goes too.
+        let stragglers = format!(
+            "for p in /proc/[0-9]*; do case \"$(readlink \"$p/cwd\" 2>/dev/null)\" in \
+               {quoted}*) kill -9 \"${{p#/proc/}}\" 2>/dev/null;; esac; done"
+        );
         let script = format!(
             "cat >/dev/null; \
              for f in $(find {quoted} -name postmaster.pid 2>/dev/null); do \
                kill -9 $(head -1 \"$f\") 2>/dev/null; done; \
              for g in $(cat {quoted}/process-groups 2>/dev/null); do \
                kill -9 -- -\"$g\" 2>/dev/null; done; \
-             sleep 1; rm -rf {quoted}"
+             sleep 1; {stragglers}; rm -rf {quoted}"
         );
         let mut child = Command::new("sh")
             .args(["-c", &script])
