@@ -309,44 +309,58 @@ fn writes_for(
     events: Vec<crate::audit::JournalEvent>,
     head: StoredHead,
 ) -> BatchWrites {
-    let mut new_accounts = BTreeSet::new();
-    let mut touched_accounts = BTreeSet::new();
-    let mut new_transfers = BTreeSet::new();
-    let mut touched_transfers = BTreeSet::new();
-    let mut postings = Vec::new();
-    let mut completed_reconciliations = Vec::new();
-    let mut resolved_items = Vec::new();
+    let mut touched = Touched::default();
     for (event, sealed) in applied.into_iter().zip(&events) {
+        touched.record(event, sealed);
+    }
+    touched.into_writes(book, events, head)
+}
+
+/// What a batch's events created and changed, by id, and the rows they add.
+#[derive(Default)]
+struct Touched {
+    new_accounts: BTreeSet<AccountId>,
+    accounts: BTreeSet<AccountId>,
+    new_transfers: BTreeSet<TransferId>,
+    transfers: BTreeSet<TransferId>,
+    postings: Vec<(u64, Posting)>,
+    completed_reconciliations: Vec<CompletedRun>,
+    resolved_items: Vec<ResolvedItem>,
+}
+
+impl Touched {
+    /// One applied event, in journal order (`sealed` is its journal form).
+    fn record(&mut self, event: AppliedEvent, sealed: &crate::audit::JournalEvent) {
         match &event.event {
             LedgerEvent::AccountOpened(new) => {
-                new_accounts.insert(new.id);
+                self.new_accounts.insert(new.id);
             }
             LedgerEvent::AccountFrozen(id)
             | LedgerEvent::AccountUnfrozen(id)
             | LedgerEvent::AccountClosed(id) => {
-                touched_accounts.insert(*id);
+                self.accounts.insert(*id);
             }
             LedgerEvent::TransferCreated(new) => {
-                new_transfers.insert(new.id);
+                self.new_transfers.insert(new.id);
             }
             LedgerEvent::TransferReversed(new) => {
-                new_transfers.insert(new.id);
-                touched_transfers.extend(new.reverses);
+                self.new_transfers.insert(new.id);
+                self.transfers.extend(new.reverses);
             }
             LedgerEvent::TransferPosted { id, .. }
             | LedgerEvent::TransferVoided(id)
             | LedgerEvent::TransferExpired(id) => {
-                touched_transfers.insert(*id);
+                self.transfers.insert(*id);
             }
             LedgerEvent::ReconciliationCompleted(completed) => {
-                completed_reconciliations.push(CompletedRun {
+                self.completed_reconciliations.push(CompletedRun {
                     id: completed.id,
                     seq: event.seq,
                     at: event.at,
                 });
             }
             LedgerEvent::ReconciliationItemResolved(resolution) => {
-                resolved_items.push(ResolvedItem {
+                self.resolved_items.push(ResolvedItem {
                     resolution: resolution.clone(),
                     seq: event.seq,
                     actor: sealed.actor.clone(),
@@ -354,54 +368,50 @@ fn writes_for(
             }
             LedgerEvent::LedgerCreated(_) => unreachable!("genesis is not written by a batch"),
         }
-        touched_accounts.extend(event.postings.iter().map(|posting| posting.account_id));
-        postings.extend(
-            event
-                .postings
-                .into_iter()
-                .map(|posting| (event.seq, posting)),
-        );
+        self.accounts
+            .extend(event.postings.iter().map(|posting| posting.account_id));
+        let seq = event.seq;
+        self.postings
+            .extend(event.postings.into_iter().map(|posting| (seq, posting)));
     }
-    let accounts = |ids: &BTreeSet<AccountId>| {
-        ids.iter()
-            .map(|id| {
+
+    /// The rows to write: entities created in the batch in their final state, the others that
+    /// changed as the book holds them now.
+    fn into_writes(
+        self,
+        book: &Book,
+        events: Vec<crate::audit::JournalEvent>,
+        head: StoredHead,
+    ) -> BatchWrites {
+        let accounts = |ids: &mut dyn Iterator<Item = &AccountId>| -> Vec<Account> {
+            ids.map(|id| {
                 book.account(*id)
                     .expect("touched accounts are loaded")
                     .clone()
             })
             .collect()
-    };
-    let transfers = |ids: &BTreeSet<TransferId>| {
-        ids.iter()
-            .map(|id| {
+        };
+        let transfers = |ids: &mut dyn Iterator<Item = &TransferId>| -> Vec<Transfer> {
+            ids.map(|id| {
                 book.transfer(*id)
                     .expect("touched transfers are loaded")
                     .clone()
             })
             .collect()
-    };
-    BatchWrites {
-        new_accounts: accounts(&new_accounts),
-        changed_accounts: accounts(
-            &touched_accounts
-                .difference(&new_accounts)
-                .copied()
-                .collect(),
-        ),
-        new_transfers: transfers(&new_transfers),
-        changed_transfers: transfers(
-            &touched_transfers
-                .difference(&new_transfers)
-                .copied()
-                .collect(),
-        ),
-        postings,
-        head: (!events.is_empty()).then_some(head),
-        events,
-        idempotency_records: Vec::new(),
-        merkle_nodes: Vec::new(),
-        completed_reconciliations,
-        resolved_items,
+        };
+        BatchWrites {
+            new_accounts: accounts(&mut self.new_accounts.iter()),
+            changed_accounts: accounts(&mut self.accounts.difference(&self.new_accounts)),
+            new_transfers: transfers(&mut self.new_transfers.iter()),
+            changed_transfers: transfers(&mut self.transfers.difference(&self.new_transfers)),
+            postings: self.postings,
+            head: (!events.is_empty()).then_some(head),
+            events,
+            idempotency_records: Vec::new(),
+            merkle_nodes: Vec::new(),
+            completed_reconciliations: self.completed_reconciliations,
+            resolved_items: self.resolved_items,
+        }
     }
 }
 
