@@ -292,17 +292,7 @@ async fn commit_jobs(
 ) -> Option<Vec<Job>> {
     let started = std::time::Instant::now();
     let clock = now();
-    let mut needs = needs_of(jobs.iter().flat_map(|job| &job.commands));
-    needs.expire_due_at = Some(clock);
-    needs.max_expiries = settings.max_expiries_per_batch;
-    needs.idempotency_scopes = jobs
-        .iter()
-        .filter_map(|job| {
-            job.idempotency
-                .as_ref()
-                .map(|write| write.claim.scope.clone())
-        })
-        .collect();
+    let needs = batch_needs(&jobs, clock, settings);
     let held: &AccountCache = cache;
     // What the batch decided, handed out of the transaction here rather than in its result, so
     // that a COMMIT whose outcome is unknown can still be answered: the chain heads it started
@@ -363,6 +353,27 @@ async fn commit_jobs(
         }
     }
     None
+}
+
+/// What the batch of these jobs must lock and load: what their commands touch, the expiries
+/// due by `clock` (at most the settings' number), and their Idempotency-Keys' scopes.
+fn batch_needs(
+    jobs: &[Job],
+    clock: Timestamp,
+    settings: &WriterSettings,
+) -> crate::storage::batch::BatchNeeds {
+    let mut needs = needs_of(jobs.iter().flat_map(|job| &job.commands));
+    needs.expire_due_at = Some(clock);
+    needs.max_expiries = settings.max_expiries_per_batch;
+    needs.idempotency_scopes = jobs
+        .iter()
+        .filter_map(|job| {
+            job.idempotency
+                .as_ref()
+                .map(|write| write.claim.scope.clone())
+        })
+        .collect();
+    needs
 }
 
 /// Counts the answers an Idempotency-Key decided without executing anything.
