@@ -136,29 +136,15 @@ impl NoteVerifier {
     /// Parses `<name>+<8 hex digits>+<base64(0x01 ‖ 32-byte key)>` and checks the key ID.
     pub fn from_verifier_key_string(text: &str) -> Result<NoteVerifier, CheckpointError> {
         let malformed = |reason| CheckpointError::MalformedVerifierKey { reason };
-        // The name has no '+', so the first '+' ends it; base64 may contain '+', so the key is
-        // everything after the second.
-        let (name, rest) = text.split_once('+').ok_or(malformed("missing '+'"))?;
-        let (key_id_hex, key_base64) = rest
-            .split_once('+')
-            .ok_or(malformed("missing second '+'"))?;
+        let (name, key_id_hex, key_base64) = split_typed_key(text).map_err(malformed)?;
         check_key_name(name)?;
-        let stated_key_id =
-            parse_key_id_hex(key_id_hex).ok_or(malformed("key ID is not 8 hex digits"))?;
-        let typed_key = BASE64
-            .decode(key_base64)
-            .map_err(|_| malformed("key is not base64"))?;
-        let Some((&signature_type, key_bytes)) = typed_key.split_first() else {
-            return Err(malformed("key is empty"));
-        };
-        if signature_type != ED25519_SIGNATURE_TYPE {
-            return Err(malformed("signature type is not Ed25519 (0x01)"));
-        }
-        let key_bytes: [u8; 32] = key_bytes
-            .try_into()
-            .map_err(|_| malformed("Ed25519 key is not 32 bytes"))?;
-        let key =
-            VerifyingKey::from_bytes(&key_bytes).map_err(|_| malformed("not an Ed25519 point"))?;
+        let (stated_key_id, key) = decode_typed_key(
+            key_id_hex,
+            key_base64,
+            ED25519_SIGNATURE_TYPE,
+            "signature type is not Ed25519 (0x01)",
+        )
+        .map_err(malformed)?;
         let verifier = NoteVerifier::new(name, key)?;
         if verifier.key_id != stated_key_id {
             return Err(CheckpointError::VerifierKeyIdMismatch {
@@ -182,15 +168,56 @@ impl NoteVerifier {
     }
 
     pub fn to_verifier_key_string(&self) -> String {
-        let mut typed_key = vec![ED25519_SIGNATURE_TYPE];
-        typed_key.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.key_id),
-            BASE64.encode(typed_key)
-        )
+        format_typed_key(&self.name, self.key_id, ED25519_SIGNATURE_TYPE, &self.key)
     }
+}
+
+/// The three parts of a C2SP verifier key, `<name>+<key ID hex>+<base64 key>`: the name has no
+/// '+', so the first '+' ends it; base64 may contain '+', so the key is everything after the
+/// second. `Err` says what is malformed.
+pub(crate) fn split_typed_key(text: &str) -> Result<(&str, &str, &str), &'static str> {
+    let (name, rest) = text.split_once('+').ok_or("missing '+'")?;
+    let (key_id_hex, key_base64) = rest.split_once('+').ok_or("missing second '+'")?;
+    Ok((name, key_id_hex, key_base64))
+}
+
+/// The stated key ID and the Ed25519 key of a verifier key whose base64 part must be
+/// `signature_type ‖ 32-byte key`; `wrong_type` is the reason given for another type byte.
+pub(crate) fn decode_typed_key(
+    key_id_hex: &str,
+    key_base64: &str,
+    signature_type: u8,
+    wrong_type: &'static str,
+) -> Result<([u8; 4], VerifyingKey), &'static str> {
+    let stated = parse_key_id_hex(key_id_hex).ok_or("key ID is not 8 hex digits")?;
+    let typed_key = BASE64.decode(key_base64).map_err(|_| "key is not base64")?;
+    let Some((&found_type, key_bytes)) = typed_key.split_first() else {
+        return Err("key is empty");
+    };
+    if found_type != signature_type {
+        return Err(wrong_type);
+    }
+    let key_bytes: [u8; 32] = key_bytes
+        .try_into()
+        .map_err(|_| "Ed25519 key is not 32 bytes")?;
+    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| "not an Ed25519 point")?;
+    Ok((stated, key))
+}
+
+/// `<name>+<key ID hex>+<base64(signature_type ‖ public key)>`.
+pub(crate) fn format_typed_key(
+    name: &str,
+    key_id: [u8; 4],
+    signature_type: u8,
+    key: &VerifyingKey,
+) -> String {
+    let mut typed_key = vec![signature_type];
+    typed_key.extend_from_slice(key.as_bytes());
+    format!(
+        "{name}+{}+{}",
+        hex::encode(key_id),
+        BASE64.encode(typed_key)
+    )
 }
 
 pub(crate) fn check_key_name(name: &str) -> Result<(), CheckpointError> {

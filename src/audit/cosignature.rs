@@ -25,8 +25,8 @@ use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::audit::checkpoint::{
-    check_key_name, check_note_size, parse_key_id_hex, split_signed_note, typed_key_id,
-    CheckpointError, SignatureLine, MAX_NOTE_SIGNATURES,
+    check_key_name, check_note_size, decode_typed_key, format_typed_key, split_signed_note,
+    split_typed_key, typed_key_id, CheckpointError, SignatureLine, MAX_NOTE_SIGNATURES,
 };
 
 /// The first line of every cosigned message: domain separation.
@@ -99,28 +99,15 @@ impl WitnessKey {
     /// Parses `<name>+<8 hex digits>+<base64(0x04 ‖ 32-byte key)>` and checks the key ID.
     pub fn from_vkey(text: &str) -> Result<WitnessKey, CosignatureError> {
         let malformed = |reason| CosignatureError::MalformedWitnessKey { reason };
-        let (name, rest) = text.split_once('+').ok_or(malformed("missing '+'"))?;
-        let (key_id_hex, key_base64) = rest
-            .split_once('+')
-            .ok_or(malformed("missing second '+'"))?;
+        let (name, key_id_hex, key_base64) = split_typed_key(text).map_err(malformed)?;
         check_key_name(name)?;
-        let stated = parse_key_id_hex(key_id_hex).ok_or(malformed("key ID is not 8 hex digits"))?;
-        let typed_key = BASE64
-            .decode(key_base64)
-            .map_err(|_| malformed("key is not base64"))?;
-        let Some((&signature_type, key_bytes)) = typed_key.split_first() else {
-            return Err(malformed("key is empty"));
-        };
-        if signature_type != ED25519_COSIGNATURE_TYPE {
-            return Err(malformed(
-                "signature type is not the Ed25519 cosignature type (0x04)",
-            ));
-        }
-        let key_bytes: [u8; 32] = key_bytes
-            .try_into()
-            .map_err(|_| malformed("Ed25519 key is not 32 bytes"))?;
-        let key =
-            VerifyingKey::from_bytes(&key_bytes).map_err(|_| malformed("not an Ed25519 point"))?;
+        let (stated, key) = decode_typed_key(
+            key_id_hex,
+            key_base64,
+            ED25519_COSIGNATURE_TYPE,
+            "signature type is not the Ed25519 cosignature type (0x04)",
+        )
+        .map_err(malformed)?;
         let witness = WitnessKey::new(name, key)?;
         if witness.key_id != stated {
             return Err(CosignatureError::WitnessKeyIdMismatch {
@@ -145,14 +132,7 @@ impl WitnessKey {
 
     /// `<name>+<key ID hex>+<base64(0x04 ‖ public key)>`.
     pub fn to_vkey(&self) -> String {
-        let mut typed_key = vec![ED25519_COSIGNATURE_TYPE];
-        typed_key.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.key_id),
-            BASE64.encode(typed_key)
-        )
+        format_typed_key(&self.name, self.key_id, ED25519_COSIGNATURE_TYPE, &self.key)
     }
 }
 
