@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 
 use client::{run_client, Shared};
 use harness::{FaultKind, Lab, ADMIN_TOKEN};
-use history::{Outcome, Request, XorShift};
+use history::{env_number, Outcome, Request, XorShift};
 
 const LEDGER: &str = "chaos";
 
@@ -62,15 +62,6 @@ struct Profile {
     /// How long requests under way may still take once the run stops.
     settle: Duration,
     attempt_timeout: Duration,
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|value| {
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}"))
-    })
 }
 
 impl Profile {

@@ -49,7 +49,7 @@ use serde_json::{json, Value};
 
 use client::{run_client, Shared};
 use formation::{poll_until, Formation};
-use history::{Outcome, Request, XorShift};
+use history::{env_number, Outcome, Request, XorShift};
 use service::{Probed, Service, ADMIN_TOKEN};
 
 const LEDGER: &str = "chaos";
@@ -66,15 +66,6 @@ struct Profile {
     load: Duration,
     /// The killed node rejoins as a standby before the next failover.
     rejoin: bool,
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|value| {
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}"))
-    })
 }
 
 impl Profile {

@@ -184,3 +184,13 @@ impl XorShift {
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 }
+
+/// A number a run's profile takes from the environment (`CHAOS_*`, `FAILOVER_*`), if set.
+pub fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|value| {
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, got {value:?}"))
+    })
+}
